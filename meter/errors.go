@@ -1,0 +1,48 @@
+package meter
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Domain errors. Callers test them with errors.Is; httpapi maps each to one
+// HTTP status in a single place.
+var (
+	// ErrQuotaExceeded: a hard-limited account has used its period's calls.
+	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrUnknownKey: the API key is missing, unknown or revoked. The three
+	// cases share one error so a caller cannot probe which keys exist.
+	ErrUnknownKey = errors.New("unknown or revoked api key")
+	// ErrAccountNotFound: no account has the given id.
+	ErrAccountNotFound = errors.New("account not found")
+	// ErrAccountExists: an account with the given id already exists.
+	ErrAccountExists = errors.New("account already exists")
+	// ErrKeyNotFound: no API key has the given id.
+	ErrKeyNotFound = errors.New("api key not found")
+	// ErrUnknownPlan: the plan name is not configured.
+	ErrUnknownPlan = errors.New("unknown plan")
+	// ErrClosed: the meter or its store has been closed.
+	ErrClosed = errors.New("meter closed")
+	// ErrOverloaded: the ledger queue is full; retry shortly.
+	ErrOverloaded = errors.New("ledger queue full")
+	// ErrLimitReached: a configured resource limit (accounts, keys) is reached.
+	ErrLimitReached = errors.New("resource limit reached")
+)
+
+// ValidationError reports bad input: which field, and what is wrong with it.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return fmt.Sprintf("%s: %s", e.Field, e.Message)
+}
+
+// Invalid returns a *ValidationError for field.
+func Invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,53 @@
+package meter
+
+import (
+	"context"
+	"time"
+)
+
+// Counter is an account's usage in one billing period.
+type Counter struct {
+	AccountID   string
+	PeriodStart time.Time
+	// Calls counts allowed calls (including overage calls).
+	Calls int64
+	// Overage counts allowed calls past a soft limit.
+	Overage int64
+	// Denied counts refused calls; they are not usage.
+	Denied     int64
+	LastCallAt time.Time
+}
+
+// IdempotencyRecord is what the ledger remembers of a call that carried an
+// idempotency id, so a retry gets the first answer back.
+type IdempotencyRecord struct {
+	Node     string
+	Seq      uint64
+	Time     time.Time
+	Decision Decision
+	Overage  bool
+}
+
+// Store is the durable home of accounts, keys, events and counters. The
+// ledger package implements it on bbolt.
+type Store interface {
+	// Append records ev in the next group commit, together with its period
+	// counter, daily aggregate and idempotency record. With wait it returns
+	// once the commit holding ev is durable, with ev.Seq and ev.Node set;
+	// without wait it returns once ev is queued.
+	Append(ctx context.Context, ev *Event, wait bool) error
+	// Accounts and Keys return everything stored; the meter loads them at
+	// start (O(accounts)).
+	Accounts(ctx context.Context) ([]Account, error)
+	Keys(ctx context.Context) ([]APIKey, error)
+	// Counter returns the stored counter for one account and period (zero
+	// if none).
+	Counter(ctx context.Context, accountID string, periodStart time.Time) (Counter, error)
+	// Idempotency looks up a call id previously recorded for the account.
+	Idempotency(ctx context.Context, accountID, id string) (IdempotencyRecord, bool, error)
+	// PutAccount and PutKey create or replace a record durably.
+	PutAccount(ctx context.Context, a Account) error
+	PutKey(ctx context.Context, k APIKey) error
+	// NodeID is the node id the store stamps on events.
+	NodeID() string
+}
