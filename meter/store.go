@@ -51,3 +51,17 @@ type Store interface {
 	// NodeID is the node id the store stamps on events.
 	NodeID() string
 }
+
+// EventLog is the ledger as the exporters see it: events in commit order
+// and named cursors that remember how far each consumer has got.
+type EventLog interface {
+	// EventsAfter returns up to limit events with Seq > after, in Seq order.
+	EventsAfter(ctx context.Context, after uint64, limit int) ([]Event, error)
+	// LastSeq is the Seq of the newest committed event (0 if none).
+	LastSeq(ctx context.Context) (uint64, error)
+	// Cursor returns the named cursor (0 if never set).
+	Cursor(ctx context.Context, name string) (uint64, error)
+	// SetCursor durably moves the named cursor; it is committed by the
+	// ledger writer like any other write.
+	SetCursor(ctx context.Context, name string, seq uint64) error
+}
