@@ -1,0 +1,141 @@
+package meter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Config configures a Meter. Store and Plans are required.
+type Config struct {
+	Store Store
+	Plans *Plans
+	// Now is the clock (default time.Now); tests freeze and advance it.
+	Now func() time.Time
+	// Async, when true, answers a call as soon as its event is queued for
+	// the ledger instead of after the commit that holds it. Calls that
+	// carry an idempotency id always wait for their commit.
+	Async bool
+	// Folder turns request paths into endpoint templates (default: the
+	// built-in rules only).
+	Folder *EndpointFolder
+	// MaxEndpoints caps distinct endpoint templates per account (default
+	// 500); calls to further templates are counted under OtherEndpoint.
+	MaxEndpoints int
+	// MaxAccounts and MaxKeysPerAccount bound memory (0 = no limit).
+	MaxAccounts       int
+	MaxKeysPerAccount int
+}
+
+// Meter decides and counts calls in memory and records each one in the
+// Store. It is safe for concurrent use.
+type Meter struct {
+	store        Store
+	plans        *Plans
+	now          func() time.Time
+	async        bool
+	folder       *EndpointFolder
+	maxEndpoints int
+	maxAccounts  int
+	maxKeys      int
+
+	// adminMu serialises account and key changes, so a check (does this id
+	// exist?) and the write that follows it cannot interleave with another.
+	adminMu sync.Mutex
+
+	// mu guards the three maps below; the hot path only reads them.
+	mu       sync.RWMutex
+	accounts map[string]*accountState
+	byHash   map[KeyHash]*APIKey
+	byKeyID  map[string]*APIKey
+
+	inflight inflightTable
+}
+
+// New creates a Meter and loads accounts, keys and the current period's
+// counters from the store: O(accounts), never O(events).
+func New(ctx context.Context, cfg Config) (*Meter, error) {
+	m := &Meter{store: cfg.Store, plans: cfg.Plans, now: cfg.Now, async: cfg.Async,
+		folder: cfg.Folder, maxEndpoints: cfg.MaxEndpoints, maxAccounts: cfg.MaxAccounts,
+		maxKeys: cfg.MaxKeysPerAccount, accounts: map[string]*accountState{},
+		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
+	m.inflight.m = map[string]*inflightCall{}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.plans == nil {
+		m.plans = DefaultPlans()
+	}
+	if m.maxEndpoints <= 0 {
+		m.maxEndpoints = 500
+	}
+	if m.folder == nil {
+		f, err := NewEndpointFolder(nil)
+		if err != nil {
+			return nil, err
+		}
+		m.folder = f
+	}
+	if err := m.load(ctx); err != nil {
+		return nil, fmt.Errorf("load meter state: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Meter) load(ctx context.Context) error {
+	accounts, err := m.store.Accounts(ctx)
+	if err != nil {
+		return err
+	}
+	now := m.now().UTC()
+	for _, a := range accounts {
+		st, err := m.loadAccount(ctx, a, now)
+		if err != nil {
+			return err
+		}
+		m.accounts[a.ID] = st
+	}
+	keys, err := m.store.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		k := keys[i]
+		m.byKeyID[k.ID] = &k
+		if !k.Revoked() {
+			m.byHash[k.Hash] = &k
+		}
+	}
+	return nil
+}
+
+func (m *Meter) loadAccount(ctx context.Context, a Account, now time.Time) (*accountState, error) {
+	plan, ok := m.plans.Get(a.Plan)
+	if !ok {
+		return nil, fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
+	}
+	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now)}
+	c, err := m.store.Counter(ctx, a.ID, st.period.Start)
+	if err != nil {
+		return nil, err
+	}
+	st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+	return st, nil
+}
+
+// Plans returns the configured plans.
+func (m *Meter) Plans() *Plans { return m.plans }
+
+// Now returns the meter's clock reading in UTC.
+func (m *Meter) Now() time.Time { return m.now().UTC() }
+
+// NodeID is the node id stamped on this meter's events.
+func (m *Meter) NodeID() string { return m.store.NodeID() }
+
+func (m *Meter) account(id string) (*accountState, bool) {
+	m.mu.RLock()
+	st, ok := m.accounts[id]
+	m.mu.RUnlock()
+	return st, ok
+}

@@ -1,0 +1,108 @@
+package meter
+
+import (
+	"sync"
+	"time"
+)
+
+// accountState is one account's live quota state. Its mutex makes the
+// check and the count one atomic step.
+type accountState struct {
+	mu         sync.Mutex
+	acct       Account
+	plan       Plan
+	period     Period
+	calls      int64
+	overage    int64
+	denied     int64
+	lastCallAt time.Time
+	// endpoints holds the distinct endpoint templates seen (for the cap).
+	endpoints map[string]struct{}
+}
+
+// rollLocked moves the state into the period containing now. It never
+// moves backwards, so a clock that steps back across a boundary cannot
+// reset a quota a second time.
+func (s *accountState) rollLocked(now time.Time) {
+	p := PeriodAt(s.acct.Anchor(), now)
+	if !p.Start.After(s.period.Start) {
+		return
+	}
+	s.period = p
+	s.calls, s.overage, s.denied = 0, 0, 0
+}
+
+// decideLocked checks and counts one call.
+func (s *accountState) decideLocked() (allowed, overage bool) {
+	if s.plan.Hard && !s.plan.Unlimited() && s.calls >= s.plan.Limit {
+		s.denied++
+		return false, false
+	}
+	s.calls++
+	overage = !s.plan.Hard && !s.plan.Unlimited() && s.calls > s.plan.Limit
+	if overage {
+		s.overage++
+	}
+	return true, overage
+}
+
+// undoLocked reverses decideLocked after the ledger failed to record the
+// call, unless the period has moved on meanwhile.
+func (s *accountState) undoLocked(period time.Time, allowed, overage bool) {
+	if !s.period.Start.Equal(period) {
+		return
+	}
+	switch {
+	case !allowed:
+		s.denied--
+	case overage:
+		s.calls--
+		s.overage--
+	default:
+		s.calls--
+	}
+}
+
+// endpointLocked applies the per-account cap on distinct templates.
+func (s *accountState) endpointLocked(tmpl string, max int) string {
+	if _, ok := s.endpoints[tmpl]; ok {
+		return tmpl
+	}
+	if s.endpoints == nil {
+		s.endpoints = map[string]struct{}{}
+	}
+	if len(s.endpoints) >= max {
+		return OtherEndpoint
+	}
+	s.endpoints[tmpl] = struct{}{}
+	return tmpl
+}
+
+// snapshotLocked returns the quota view of the state.
+func (s *accountState) snapshotLocked() Quota {
+	q := Quota{Account: s.acct, Plan: s.plan, Period: s.period, Calls: s.calls,
+		Overage: s.overage, Denied: s.denied, LastCallAt: s.lastCallAt}
+	return q
+}
+
+// Quota is an account's usage in its current period, as the meter sees it.
+type Quota struct {
+	Account    Account
+	Plan       Plan
+	Period     Period
+	Calls      int64
+	Overage    int64
+	Denied     int64
+	LastCallAt time.Time
+}
+
+// Remaining is the calls left before the limit (0 for unlimited plans).
+func (q Quota) Remaining() int64 { return Remaining(q.Plan, q.Calls) }
+
+// OverageCostCents is the period's overage cost so far, in whole cents.
+func (q Quota) OverageCostCents() int64 {
+	return OverageCostCents(q.Overage, q.Plan.OverageMicros)
+}
+
+// UsagePercentage is calls as a percentage of the limit.
+func (q Quota) UsagePercentage() float64 { return UsagePercentage(q.Plan, q.Calls) }
