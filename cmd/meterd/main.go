@@ -1,0 +1,61 @@
+// Command meterd is the usage-metering appliance: one binary, one bbolt
+// file. `meterd serve` runs it; see `meterd help` for the rest.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, errUsage) {
+		fmt.Fprintln(os.Stderr, "meterd:", err)
+	}
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `meterd — self-hosted usage metering
+
+Usage:
+  meterd serve [flags]     run the metering server (see meterd serve -h)
+  meterd version           print the version
+`
+
+// run dispatches a subcommand.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		m := NewMain(stdout, stderr)
+		if err := m.ParseFlags(args[1:]); err != nil {
+			return err
+		}
+		return m.Serve(ctx)
+	case "version":
+		fmt.Fprintln(stdout, "meterd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "meterd: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/meterd/meterd/httpapi"
+	"github.com/meterd/meterd/ledger"
+	"github.com/meterd/meterd/meter"
+	"github.com/meterd/meterd/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Main wires meterd together: ParseFlags, then Serve, which Closes on the
+// way out.
+type Main struct {
+	Config Config
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+
+	ledger *ledger.Ledger
+	meter  *meter.Meter
+	server *http.Server
+}
+
+// NewMain returns a Main writing to the given streams.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr}
+}
+
+// ParseFlags reads flags (and their environment variables).
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("meterd serve", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	m.Config.bindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return m.Config.validate()
+}
+
+// Serve opens the ledger, loads the meter, and serves HTTP until ctx ends;
+// then it shuts down gracefully: stop accepting, finish in-flight
+// requests, commit the queue, close the file.
+func (m *Main) Serve(ctx context.Context) error {
+	m.log = newLogger(m.stderr, m.Config.LogLevel, m.Config.LogFormat)
+	if err := m.open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("listen %s: %w", m.Config.Listen, err)
+	}
+	m.log.Info("meterd listening", "addr", ln.Addr().String(), "data_dir", m.Config.DataDir,
+		"durability", m.Config.Durability, "node_id", m.ledger.NodeID(), "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		m.log.Info("shutting down")
+	case err := <-errc:
+		m.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	return m.Close()
+}
+
+// open creates the data directory, opens the ledger and builds the HTTP
+// server.
+func (m *Main) open(ctx context.Context) error {
+	c := &m.Config
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := m.ensureAdminToken(); err != nil {
+		return err
+	}
+	plans := meter.DefaultPlans()
+	if c.PlansFile != "" {
+		p, err := meter.LoadPlans(c.PlansFile)
+		if err != nil {
+			return err
+		}
+		plans = p
+	}
+	folder, err := meter.NewEndpointFolder(c.patterns())
+	if err != nil {
+		return fmt.Errorf("--endpoint-patterns: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	mx := metrics.New(reg)
+	metrics.RegisterBuildInfo(reg, version)
+	l, err := ledger.Open(filepath.Join(c.DataDir, "meter.db"),
+		ledger.Options{NodeID: c.NodeID, QueueSize: c.QueueSize, Observer: mx})
+	if err != nil {
+		return err
+	}
+	m.ledger = l
+	metrics.RegisterGauge(reg, "meterd_ledger_queue_depth", "Writes waiting for the ledger writer.",
+		func() float64 { return float64(l.QueueDepth()) })
+	metrics.RegisterGauge(reg, "meterd_ledger_file_size_bytes", "Size of the ledger file.",
+		func() float64 { return float64(l.FileSize()) })
+	m.meter, err = meter.New(ctx, meter.Config{Store: l, Plans: plans, Async: c.Durability == "async",
+		Folder: folder, MaxEndpoints: c.MaxEndpoints, MaxAccounts: c.MaxAccounts, MaxKeysPerAccount: c.MaxKeys})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
+		Logger: m.log, Observer: mx, Usage: l,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady}})
+	m.server = httpapi.NewHTTPServer(c.Listen, api.Handler(), m.log)
+	return nil
+}
+
+// ledgerReady is ready while the writer's queue has room.
+func (m *Main) ledgerReady(ctx context.Context) (bool, any) {
+	depth := m.ledger.QueueDepth()
+	return depth < m.Config.QueueSize*9/10, map[string]any{"queue_depth": depth, "file_size_bytes": m.ledger.FileSize()}
+}
+
+// ensureAdminToken generates an admin token on first start if none was
+// given, stores it with mode 0600, and says where — never what — it is.
+func (m *Main) ensureAdminToken() error {
+	if m.Config.AdminToken != "" {
+		return nil
+	}
+	path := filepath.Join(m.Config.DataDir, "admin.token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		m.Config.AdminToken = strings.TrimSpace(string(b))
+		m.log.Info("using the admin token stored in the data directory", "path", path)
+		return nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return fmt.Errorf("generate admin token: %w", err)
+	}
+	tok := "mat_" + base64.RawURLEncoding.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store admin token: %w", err)
+	}
+	m.Config.AdminToken = tok
+	m.log.Info("generated an admin token (read it from the file)", "path", path)
+	return nil
+}
+
+// Close shuts the server down and closes the ledger after its queue is
+// committed. It is safe to call on a partly opened Main.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := m.server.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+		}
+		cancel()
+		m.server = nil
+	}
+	if m.ledger != nil {
+		if err := m.ledger.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close ledger: %w", err))
+		}
+		m.ledger = nil
+	}
+	return errors.Join(errs...)
+}

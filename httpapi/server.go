@@ -1,0 +1,118 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/meterd/meterd/meter"
+)
+
+// Observer receives per-request and per-decision measurements (the
+// metrics package implements it). Calls come from request goroutines.
+type Observer interface {
+	ObserveRequest(route, method string, code int, took time.Duration)
+	ObserveDecision(plan string, allowed, overage bool, took time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveRequest(string, string, int, time.Duration) {}
+func (nopObserver) ObserveDecision(string, bool, bool, time.Duration) {}
+
+// Readiness reports whether a dependency is ready, with detail for /readyz.
+type Readiness func(ctx context.Context) (ok bool, detail any)
+
+// Config configures a Server. Meter and AdminToken are required.
+type Config struct {
+	Meter *meter.Meter
+	// AdminToken guards /api/admin/*; ServiceToken, when set, guards /v1/*.
+	AdminToken   string
+	ServiceToken string
+	Logger       *slog.Logger
+	Observer     Observer
+	// Metrics serves /metrics (nil: 404).
+	Metrics http.Handler
+	// Usage answers history and per-endpoint queries (nil: 404 on them).
+	Usage UsageReader
+	// Ready lists named readiness checks for /readyz.
+	Ready map[string]Readiness
+	// MaxHeaderBytes above which requests get a JSON 431 (default 32 KiB).
+	MaxHeaderBytes int
+}
+
+// Server is the HTTP API. Create it with New; serve Handler().
+type Server struct {
+	meter        *meter.Meter
+	adminToken   tokenHash
+	serviceToken tokenHash
+	hasService   bool
+	log          *slog.Logger
+	obs          Observer
+	metrics      http.Handler
+	usage        UsageReader
+	ready        map[string]Readiness
+	maxHeader    int
+	router       *mux.Router
+}
+
+// New builds a Server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{meter: cfg.Meter, adminToken: hashToken(cfg.AdminToken),
+		serviceToken: hashToken(cfg.ServiceToken), hasService: cfg.ServiceToken != "",
+		log: cfg.Logger, obs: cfg.Observer, metrics: cfg.Metrics, usage: cfg.Usage,
+		ready: cfg.Ready, maxHeader: cfg.MaxHeaderBytes}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	if s.maxHeader <= 0 {
+		s.maxHeader = 32 << 10
+	}
+	s.router = s.routes()
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.wrap("not_found", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFound)
+	})
+	r.MethodNotAllowedHandler = s.wrap("method_not_allowed", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errMethod)
+	})
+	r.Use(s.instrument, s.limitHeaders)
+	s.registerTrackRoutes(r)
+	s.registerAdminRoutes(r)
+	s.registerUsageRoutes(r)
+	s.registerOpsRoutes(r)
+	return r
+}
+
+// wrap applies the middleware chain to handlers mux calls outside a route
+// (404, 405), which Router.Use does not cover.
+func (s *Server) wrap(name string, h http.HandlerFunc) http.Handler {
+	return s.instrumentNamed(name, s.limitHeaders(h))
+}
+
+// NewHTTPServer returns an http.Server with timeouts suited to a metering
+// sidecar: short header and body reads, bounded writes, idle keep-alive.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,145 @@
+package httpapi
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/meterd/meterd/meter"
+)
+
+func (s *Server) registerTrackRoutes(r *mux.Router) {
+	r.HandleFunc("/v1/track", s.requireService(s.handleTrack)).Methods(http.MethodPost)
+}
+
+// trackRequest is the body of POST /v1/track.
+type trackRequest struct {
+	APIKey    string   `json:"api_key"`
+	AccountID string   `json:"account_id"`
+	Endpoint  string   `json:"endpoint"`
+	Method    string   `json:"method"`
+	Status    int      `json:"status"`
+	LatencyMS *float64 `json:"latency_ms"`
+	ID        string   `json:"id"`
+}
+
+// call converts the request into a meter.Call, validating what the meter
+// cannot (units, presence of an identity).
+func (t *trackRequest) call(headerKey string) (meter.Call, error) {
+	c := meter.Call{APIKey: t.APIKey, AccountID: t.AccountID, Endpoint: t.Endpoint,
+		Method: t.Method, Status: t.Status, ID: t.ID}
+	if c.APIKey == "" {
+		c.APIKey = headerKey
+	}
+	if c.APIKey == "" && c.AccountID == "" {
+		return c, &meter.ValidationError{Field: "api_key", Message: "api_key or account_id is required"}
+	}
+	if t.LatencyMS != nil {
+		ms := *t.LatencyMS
+		if math.IsNaN(ms) || ms < 0 || ms > 3_600_000 {
+			return c, meter.Invalid("latency_ms", "must be between 0 and 3600000")
+		}
+		c.LatencyMicros = int64(ms * 1000)
+	}
+	return c, nil
+}
+
+// trackResponse is the body of a track answer.
+type trackResponse struct {
+	Allowed   bool   `json:"allowed"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	AccountID string `json:"account_id"`
+	Plan      string `json:"plan"`
+	Limit     *int64 `json:"limit"`
+	Remaining *int64 `json:"remaining"`
+	Reset     int64  `json:"reset"`
+	ResetAt   string `json:"reset_at"`
+	Overage   bool   `json:"overage"`
+	EventID   string `json:"event_id,omitempty"`
+}
+
+func newTrackResponse(res meter.Result) trackResponse {
+	out := trackResponse{Allowed: res.Allowed, Duplicate: res.Duplicate, AccountID: res.AccountID,
+		Plan: res.Plan, Reset: res.Reset.Unix(), ResetAt: res.Reset.Format(time.RFC3339),
+		Overage: res.Overage, EventID: res.EventID}
+	if !res.Unlimited {
+		limit, remaining := res.Limit, res.Remaining
+		out.Limit, out.Remaining = &limit, &remaining
+	}
+	return out
+}
+
+// quotaExceededBody is a 429 answer: the standard error plus the decision.
+type quotaExceededBody struct {
+	errorBody
+	trackResponse
+}
+
+func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
+	var req trackRequest
+	if err := decodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	call, err := req.call(s.apiKeyFrom(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.track(r, call)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeDecision(w, res, newTrackResponse(res))
+}
+
+// track runs the decision and records its measurements.
+func (s *Server) track(r *http.Request, c meter.Call) (meter.Result, error) {
+	start := time.Now()
+	res, err := s.meter.Track(r.Context(), c)
+	if err == nil && !res.Duplicate {
+		s.obs.ObserveDecision(res.Plan, res.Allowed, res.Overage, time.Since(start))
+	}
+	return res, err
+}
+
+// writeDecision sets the rate-limit headers and answers 200 or 429.
+func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body trackResponse) {
+	setRateLimitHeaders(w.Header(), res, s.meter.Now())
+	if res.Allowed {
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	var out quotaExceededBody
+	out.Error.Code = "quota_exceeded"
+	out.Error.Message = quotaMessage(res)
+	out.trackResponse = body
+	writeJSON(w, http.StatusTooManyRequests, out)
+}
+
+func quotaMessage(res meter.Result) string {
+	return fmt.Sprintf("Monthly limit of %d calls on the %s plan reached; it resets at %s. Upgrade to Pro for more calls.",
+		res.Limit, res.Plan, res.Reset.Format(time.RFC3339))
+}
+
+// setRateLimitHeaders writes X-RateLimit-* (Limit and Remaining omitted for
+// unlimited plans) and, on a denial, Retry-After in seconds.
+func setRateLimitHeaders(h http.Header, res meter.Result, now time.Time) {
+	if !res.Unlimited {
+		h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
+		h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+	}
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(res.Reset.Unix(), 10))
+	if !res.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(retryAfter(res.Reset, now), 10))
+	}
+}
+
+func retryAfter(reset, now time.Time) int64 {
+	secs := int64(math.Ceil(reset.Sub(now).Seconds()))
+	return max(secs, 1)
+}

@@ -1,0 +1,39 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/meterd/meterd/meter"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Counter implements meter.Store.
+func (l *Ledger) Counter(ctx context.Context, account string, periodStart time.Time) (meter.Counter, error) {
+	var c meter.Counter
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		c = decodeCounter(account, periodStart, tx.Bucket(bucketCounters).Get(counterKey(account, periodStart)))
+		return nil
+	})
+	return c, err
+}
+
+// Counters returns every stored period counter of one account, oldest
+// period first.
+func (l *Ledger) Counters(ctx context.Context, account string) ([]meter.Counter, error) {
+	var out []meter.Counter
+	prefix := accountPrefix(account)
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCounters).Cursor()
+		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+			period := time.Unix(int64(getUint64(k[len(prefix):])), 0).UTC()
+			out = append(out, decodeCounter(account, period, v))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func hasPrefix(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+}

@@ -1,0 +1,253 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meterd/meterd/meter"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Compile-time checks that the ledger implements the domain interfaces.
+var (
+	_ meter.Store    = (*Ledger)(nil)
+	_ meter.EventLog = (*Ledger)(nil)
+)
+
+// magic marks a bbolt file as a meterd ledger; format is bumped on any
+// incompatible change of the layout.
+const (
+	magic  = "meterd-ledger"
+	format = "1"
+)
+
+// Bucket names. Keys are big-endian wherever order matters, so a cursor
+// walks them in time order.
+var (
+	bucketMeta       = []byte("meta")
+	bucketEvents     = []byte("events")      // seq -> event
+	bucketCounters   = []byte("counters")    // account\0period -> counter
+	bucketDaily      = []byte("daily")       // account\0day endpoint\0method -> aggregate
+	bucketDailyAcct  = []byte("daily_acct")  // account\0day -> aggregate
+	bucketDailyTotal = []byte("daily_total") // day -> aggregate
+	bucketIdem       = []byte("idem")        // account\0id -> first answer
+	bucketAccounts   = []byte("accounts")    // id -> account JSON
+	bucketKeys       = []byte("keys")        // id -> key JSON
+	bucketCursors    = []byte("cursors")     // name -> seq
+	allBuckets       = [][]byte{bucketMeta, bucketEvents, bucketCounters, bucketDaily,
+		bucketDailyAcct, bucketDailyTotal, bucketIdem, bucketAccounts, bucketKeys, bucketCursors}
+)
+
+// Options configure a Ledger. Zero values take the documented defaults.
+type Options struct {
+	// NodeID is stamped on every event; empty keeps the id stored in the
+	// file, or generates one on first open.
+	NodeID string
+	// MaxBatch bounds the writes in one group commit (default 4096).
+	MaxBatch int
+	// QueueSize bounds writes waiting for the writer (default 65536); past
+	// it, Append fails fast with meter.ErrOverloaded instead of growing
+	// memory without bound.
+	QueueSize int
+	// LockTimeout is how long Open waits for another process's lock
+	// (default 1s) before failing with ErrInUse.
+	LockTimeout time.Duration
+	// InitialMmapSize in bytes (default 1 GiB of address space, not disk):
+	// while the file fits, readers never block the writer's remap.
+	InitialMmapSize int
+	// Observer, if set, is told about every group commit (metrics).
+	Observer CommitObserver
+}
+
+// CommitObserver receives one call per group commit, from the writer
+// goroutine: keep it cheap.
+type CommitObserver interface {
+	ObserveCommit(ops int, took time.Duration, err error)
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 4096
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 65536
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if o.InitialMmapSize <= 0 {
+		o.InitialMmapSize = 1 << 30
+	}
+}
+
+// Ledger is the bbolt-backed store. Create it with Open; Close it once.
+type Ledger struct {
+	db   *bolt.DB
+	path string
+	node string
+	opts Options
+
+	queue chan *op
+	quit  chan struct{}
+	done  chan struct{}
+
+	// mu guards closed; Append holds it shared while it enqueues so that
+	// Close, holding it exclusively, knows no sender is left.
+	mu     sync.RWMutex
+	closed bool
+
+	// lastSeq is owned by the writer goroutine; published for readers.
+	lastSeq atomic.Uint64
+
+	// Fault hooks for tests: called by the writer around a commit.
+	beforeCommitFn func() error
+}
+
+// Open opens or creates the ledger file at path. A file held by another
+// process fails with ErrInUse within opts.LockTimeout; a damaged or foreign
+// file fails with ErrCorrupt and is not modified.
+func Open(path string, opts Options) (*Ledger, error) {
+	opts.setDefaults()
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		InitialMmapSize: opts.InitialMmapSize,
+		FreelistType:    bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	l := &Ledger{db: db, path: path, opts: opts,
+		queue: make(chan *op, opts.QueueSize), quit: make(chan struct{}), done: make(chan struct{})}
+	if err := l.init(opts.NodeID); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	go l.run()
+	return l, nil
+}
+
+// init checks the file is ours (or empty), creates missing buckets and
+// loads the node id and last sequence.
+func (l *Ledger) init(nodeID string) error {
+	if err := l.db.View(checkOwnership); err != nil {
+		return err
+	}
+	return l.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get([]byte("magic")) == nil {
+			if err := meta.Put([]byte("magic"), []byte(magic)); err != nil {
+				return err
+			}
+			if err := meta.Put([]byte("format"), []byte(format)); err != nil {
+				return err
+			}
+		}
+		node, err := resolveNode(meta, nodeID)
+		if err != nil {
+			return err
+		}
+		l.node = node
+		l.lastSeq.Store(getUint64(meta.Get([]byte("last_seq"))))
+		return nil
+	})
+}
+
+// checkOwnership refuses a bbolt file that holds data but is not a meterd
+// ledger of a format we understand.
+func checkOwnership(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if empty {
+			return nil
+		}
+		return fmt.Errorf("%w: no meterd metadata (a foreign bbolt file?)", ErrCorrupt)
+	}
+	if string(meta.Get([]byte("magic"))) != magic {
+		return fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if f := string(meta.Get([]byte("format"))); f != format {
+		return fmt.Errorf("%w: unsupported format %q (want %q)", ErrCorrupt, f, format)
+	}
+	return nil
+}
+
+// resolveNode picks the node id: the flag if given (and remembers it),
+// else the stored one, else a fresh random one.
+func resolveNode(meta *bolt.Bucket, want string) (string, error) {
+	stored := string(meta.Get([]byte("node_id")))
+	if want == "" && stored != "" {
+		return stored, nil
+	}
+	if want == "" {
+		var b [3]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		want = "n" + hex.EncodeToString(b[:])
+	}
+	if want != stored {
+		if err := meta.Put([]byte("node_id"), []byte(want)); err != nil {
+			return "", err
+		}
+	}
+	return want, nil
+}
+
+// NodeID is the node id stamped on events.
+func (l *Ledger) NodeID() string { return l.node }
+
+// Path is the ledger file's path.
+func (l *Ledger) Path() string { return l.path }
+
+// Close stops accepting writes, commits everything already queued, and
+// closes the file. It is safe to call more than once.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.quit)
+	<-l.done
+	return l.db.Close()
+}
+
+// view runs a read-only transaction, honouring ctx before it starts.
+func (l *Ledger) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return l.db.View(fn)
+}
+
+// FileSize reports the ledger file's size in bytes.
+func (l *Ledger) FileSize() int64 {
+	fi, err := os.Stat(l.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

@@ -1,0 +1,174 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/meterd/meterd/meter"
+	bolt "go.etcd.io/bbolt"
+)
+
+// op is one unit of work for the writer: an event to record, or a
+// function to run inside the next transaction. fn must fail only on storage
+// errors: an error aborts the whole group commit, so validation belongs
+// before the op is queued.
+type op struct {
+	ev   *meter.Event
+	fn   func(tx *bolt.Tx) error
+	done chan error // nil: nobody waits (async append)
+}
+
+var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+
+// Append implements meter.Store. With wait it returns once the commit
+// holding ev is durable; ev.Seq and ev.Node are then set.
+func (l *Ledger) Append(ctx context.Context, ev *meter.Event, wait bool) error {
+	if !wait {
+		return l.enqueue(&op{ev: ev})
+	}
+	o := opPool.Get().(*op)
+	o.ev, o.fn = ev, nil
+	if err := l.enqueue(o); err != nil {
+		opPool.Put(o)
+		return err
+	}
+	// The commit is waited for even if ctx ends: the op is already queued
+	// and its done channel must be drained before the op is reused.
+	err := <-o.done
+	o.ev = nil
+	opPool.Put(o)
+	return err
+}
+
+// update runs fn in the writer's next transaction and waits for it to
+// commit. It is how every non-event write reaches the file.
+func (l *Ledger) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{fn: fn, done: make(chan error, 1)}
+	if err := l.enqueue(o); err != nil {
+		return err
+	}
+	return <-o.done
+}
+
+func (l *Ledger) enqueue(o *op) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return meter.ErrClosed
+	}
+	select {
+	case l.queue <- o:
+		return nil
+	default:
+		return meter.ErrOverloaded
+	}
+}
+
+// QueueDepth is the number of writes waiting for the writer.
+func (l *Ledger) QueueDepth() int { return len(l.queue) }
+
+// run is the writer goroutine: it owns every read-write transaction.
+func (l *Ledger) run() {
+	defer close(l.done)
+	batch := make([]*op, 0, l.opts.MaxBatch)
+	for {
+		select {
+		case o := <-l.queue:
+			batch = l.fill(append(batch[:0], o))
+			l.commit(batch)
+		case <-l.quit:
+			l.drain(batch)
+			return
+		}
+	}
+}
+
+// fill adds whatever else is queued, up to MaxBatch, without waiting: the
+// group grows with load instead of with a timer.
+func (l *Ledger) fill(batch []*op) []*op {
+	for len(batch) < l.opts.MaxBatch {
+		select {
+		case o := <-l.queue:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain commits everything queued before Close.
+func (l *Ledger) drain(batch []*op) {
+	for len(l.queue) > 0 {
+		batch = l.fill(batch[:0])
+		l.commit(batch)
+	}
+}
+
+// commit writes one group in one transaction and reports the outcome to
+// every waiter. On failure nothing of the group is stored and the sequence
+// is not advanced.
+func (l *Ledger) commit(batch []*op) {
+	start := time.Now()
+	seq := l.lastSeq.Load()
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		next, err := l.applyBatch(tx, batch, seq)
+		if err != nil {
+			return err
+		}
+		seq = next
+		if l.beforeCommitFn != nil {
+			return l.beforeCommitFn()
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("ledger commit: %w", err)
+		seq = l.lastSeq.Load()
+	} else {
+		l.lastSeq.Store(seq)
+	}
+	for _, o := range batch {
+		if o.done != nil {
+			o.done <- err
+		}
+	}
+	if obs := l.opts.Observer; obs != nil {
+		obs.ObserveCommit(len(batch), time.Since(start), err)
+	}
+}
+
+func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
+	events := tx.Bucket(bucketEvents)
+	events.FillPercent = 1 // append-only by seq: pack pages full
+	idem := tx.Bucket(bucketIdem)
+	d := newDeltas()
+	for _, o := range batch {
+		if o.fn != nil {
+			if err := o.fn(tx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		seq++
+		o.ev.Seq, o.ev.Node = seq, l.node
+		// bbolt keeps the key and value slices until commit: each event
+		// needs its own.
+		if err := events.Put(seqKey(seq), encodeEvent(make([]byte, 0, 128), o.ev)); err != nil {
+			return 0, err
+		}
+		if err := putIdempotency(idem, o.ev); err != nil {
+			return 0, err
+		}
+		d.addEvent(o.ev)
+	}
+	if err := d.apply(tx); err != nil {
+		return 0, err
+	}
+	return seq, tx.Bucket(bucketMeta).Put([]byte("last_seq"), seqKey(seq))
+}
