@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sort"
 	"time"
@@ -21,16 +22,29 @@ func accountPrefix(account string) []byte {
 	return append(append(b, account...), 0)
 }
 
+// An account's counters, daily totals and per-endpoint daily totals share
+// one bucket, keyed account\0 kind ...: a commit that touches one account
+// dirties one leaf page, not one per record kind.
+const (
+	kindCounter  = 'c' // account\0 c period-start(8)
+	kindDaily    = 'd' // account\0 d day(4)
+	kindEndpoint = 'e' // account\0 e day(4) endpoint\0 method
+)
+
+func kindPrefix(account string, kind byte) []byte {
+	return append(accountPrefix(account), kind)
+}
+
 func counterKey(account string, periodStart time.Time) []byte {
-	return binary.BigEndian.AppendUint64(accountPrefix(account), uint64(periodStart.Unix()))
+	return binary.BigEndian.AppendUint64(kindPrefix(account, kindCounter), uint64(periodStart.Unix()))
 }
 
 func dailyAcctKey(account string, day uint32) []byte {
-	return binary.BigEndian.AppendUint32(accountPrefix(account), day)
+	return binary.BigEndian.AppendUint32(kindPrefix(account, kindDaily), day)
 }
 
 func dailyKey(account string, day uint32, endpoint, method string) []byte {
-	b := dailyAcctKey(account, day)
+	b := binary.BigEndian.AppendUint32(kindPrefix(account, kindEndpoint), day)
 	b = append(append(b, endpoint...), 0)
 	return append(b, method...)
 }
@@ -81,23 +95,37 @@ func decodeCounter(account string, period time.Time, b []byte) meter.Counter {
 
 // deltas accumulates one group commit's changes to counters and
 // aggregates, so each key is read and written once per commit rather than
-// once per event.
+// once per event. Map keys are structs, not encoded bytes, so adding an
+// event allocates nothing once its keys exist.
 type deltas struct {
-	counters map[string]*meter.Counter
-	usage    map[string]*usageDelta // full key -> delta, per bucket below
+	counters map[counterK]*meter.Counter
+	daily    map[dailyK]*meter.Usage
+	acct     map[acctK]*meter.Usage
+	total    map[uint32]*meter.Usage
 }
 
-type usageDelta struct {
-	bucket []byte
-	usage  meter.Usage
+type counterK struct {
+	account string
+	period  int64
+}
+
+type acctK struct {
+	account string
+	day     uint32
+}
+
+type dailyK struct {
+	acctK
+	endpoint, method string
 }
 
 func newDeltas() *deltas {
-	return &deltas{counters: map[string]*meter.Counter{}, usage: map[string]*usageDelta{}}
+	return &deltas{counters: map[counterK]*meter.Counter{}, daily: map[dailyK]*meter.Usage{},
+		acct: map[acctK]*meter.Usage{}, total: map[uint32]*meter.Usage{}}
 }
 
 func (d *deltas) addEvent(ev *meter.Event) {
-	ck := string(counterKey(ev.AccountID, ev.PeriodStart))
+	ck := counterK{ev.AccountID, ev.PeriodStart.Unix()}
 	c := d.counters[ck]
 	if c == nil {
 		c = &meter.Counter{AccountID: ev.AccountID, PeriodStart: ev.PeriodStart}
@@ -114,59 +142,94 @@ func (d *deltas) addEvent(ev *meter.Event) {
 	if ev.Time.After(c.LastCallAt) {
 		c.LastCallAt = ev.Time
 	}
-	day := dayNumber(ev.Time)
-	d.addUsage(bucketDaily, dailyKey(ev.AccountID, day, ev.Endpoint, ev.Method), ev)
-	d.addUsage(bucketDailyAcct, dailyAcctKey(ev.AccountID, day), ev)
-	d.addUsage(bucketDailyTotal, binary.BigEndian.AppendUint32(nil, day), ev)
+	ak := acctK{ev.AccountID, dayNumber(ev.Time)}
+	usageOf(d.daily, dailyK{ak, ev.Endpoint, ev.Method}).AddEvent(ev)
+	usageOf(d.acct, ak).AddEvent(ev)
+	usageOf(d.total, ak.day).AddEvent(ev)
 }
 
-func (d *deltas) addUsage(bucket, key []byte, ev *meter.Event) {
-	// The bucket name is folded into the map key so equal keys in different
-	// buckets stay apart.
-	mk := string(bucket) + "|" + string(key)
-	u := d.usage[mk]
+func usageOf[K comparable](m map[K]*meter.Usage, k K) *meter.Usage {
+	u := m[k]
 	if u == nil {
-		u = &usageDelta{bucket: bucket}
-		d.usage[mk] = u
+		u = &meter.Usage{}
+		m[k] = u
 	}
-	u.usage.AddEvent(ev)
+	return u
+}
+
+// keyed is one stored record to merge a delta into.
+type keyed struct {
+	key   []byte
+	usage *meter.Usage
 }
 
 // apply merges the deltas into the stored records, in key order (bbolt
 // writes sorted keys most cheaply).
 func (d *deltas) apply(tx *bolt.Tx) error {
-	counters := tx.Bucket(bucketCounters)
-	for _, k := range sortedKeys(d.counters) {
-		delta := d.counters[k]
-		cur := decodeCounter(delta.AccountID, delta.PeriodStart, counters.Get([]byte(k)))
-		cur.Calls += delta.Calls
-		cur.Overage += delta.Overage
-		cur.Denied += delta.Denied
-		if delta.LastCallAt.After(cur.LastCallAt) {
-			cur.LastCallAt = delta.LastCallAt
-		}
-		if err := counters.Put([]byte(k), encodeCounter(&cur)); err != nil {
-			return err
-		}
+	usage := tx.Bucket(bucketUsage)
+	if err := d.applyCounters(usage); err != nil {
+		return err
 	}
-	for _, mk := range sortedKeys(d.usage) {
-		u := d.usage[mk]
-		b := tx.Bucket(u.bucket)
-		key := []byte(mk[len(u.bucket)+1:])
-		cur := decodeUsage(b.Get(key))
-		cur.Add(u.usage)
-		if err := b.Put(key, encodeUsage(&cur)); err != nil {
+	daily := make([]keyed, 0, len(d.daily))
+	for k, u := range d.daily {
+		daily = append(daily, keyed{dailyKey(k.account, k.day, k.endpoint, k.method), u})
+	}
+	acct := make([]keyed, 0, len(d.acct))
+	for k, u := range d.acct {
+		acct = append(acct, keyed{dailyAcctKey(k.account, k.day), u})
+	}
+	total := make([]keyed, 0, len(d.total))
+	for day, u := range d.total {
+		total = append(total, keyed{binary.BigEndian.AppendUint32(nil, day), u})
+	}
+	for _, set := range []struct {
+		b    []byte
+		recs []keyed
+	}{{bucketUsage, append(daily, acct...)}, {bucketDailyTotal, total}} {
+		if err := mergeUsage(tx.Bucket(set.b), set.recs); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+func (d *deltas) applyCounters(b *bolt.Bucket) error {
+	recs := make([]keyed, 0, len(d.counters))
+	byKey := make(map[string]*meter.Counter, len(d.counters))
+	for _, c := range d.counters {
+		k := counterKey(c.AccountID, c.PeriodStart)
+		recs = append(recs, keyed{key: k})
+		byKey[string(k)] = c
 	}
-	sort.Strings(keys)
-	return keys
+	sortKeyed(recs)
+	for _, r := range recs {
+		delta := byKey[string(r.key)]
+		cur := decodeCounter(delta.AccountID, delta.PeriodStart, b.Get(r.key))
+		cur.Calls += delta.Calls
+		cur.Overage += delta.Overage
+		cur.Denied += delta.Denied
+		if delta.LastCallAt.After(cur.LastCallAt) {
+			cur.LastCallAt = delta.LastCallAt
+		}
+		if err := b.Put(r.key, encodeCounter(&cur)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mergeUsage(b *bolt.Bucket, recs []keyed) error {
+	sortKeyed(recs)
+	for _, r := range recs {
+		cur := decodeUsage(b.Get(r.key))
+		cur.Add(*r.usage)
+		if err := b.Put(r.key, encodeUsage(&cur)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortKeyed(recs []keyed) {
+	sort.Slice(recs, func(i, j int) bool { return bytes.Compare(recs[i].key, recs[j].key) < 0 })
 }

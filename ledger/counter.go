@@ -12,7 +12,7 @@ import (
 func (l *Ledger) Counter(ctx context.Context, account string, periodStart time.Time) (meter.Counter, error) {
 	var c meter.Counter
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		c = decodeCounter(account, periodStart, tx.Bucket(bucketCounters).Get(counterKey(account, periodStart)))
+		c = decodeCounter(account, periodStart, tx.Bucket(bucketUsage).Get(counterKey(account, periodStart)))
 		return nil
 	})
 	return c, err
@@ -22,9 +22,9 @@ func (l *Ledger) Counter(ctx context.Context, account string, periodStart time.T
 // period first.
 func (l *Ledger) Counters(ctx context.Context, account string) ([]meter.Counter, error) {
 	var out []meter.Counter
-	prefix := accountPrefix(account)
+	prefix := kindPrefix(account, kindCounter)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCounters).Cursor()
+		c := tx.Bucket(bucketUsage).Cursor()
 		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 			period := time.Unix(int64(getUint64(k[len(prefix):])), 0).UTC()
 			out = append(out, decodeCounter(account, period, v))

@@ -34,16 +34,13 @@ const (
 var (
 	bucketMeta       = []byte("meta")
 	bucketEvents     = []byte("events")      // seq -> event
-	bucketCounters   = []byte("counters")    // account\0period -> counter
-	bucketDaily      = []byte("daily")       // account\0day endpoint\0method -> aggregate
-	bucketDailyAcct  = []byte("daily_acct")  // account\0day -> aggregate
+	bucketUsage      = []byte("usage")       // account\0kind... -> counter or aggregate (aggregate.go)
 	bucketDailyTotal = []byte("daily_total") // day -> aggregate
 	bucketIdem       = []byte("idem")        // account\0id -> first answer
 	bucketAccounts   = []byte("accounts")    // id -> account JSON
 	bucketKeys       = []byte("keys")        // id -> key JSON
 	bucketCursors    = []byte("cursors")     // name -> seq
-	allBuckets       = [][]byte{bucketMeta, bucketEvents, bucketCounters, bucketDaily,
-		bucketDailyAcct, bucketDailyTotal, bucketIdem, bucketAccounts, bucketKeys, bucketCursors}
+	allBuckets       = [][]byte{bucketMeta, bucketEvents, bucketUsage, bucketDailyTotal, bucketIdem, bucketAccounts, bucketKeys, bucketCursors}
 )
 
 // Options configure a Ledger. Zero values take the documented defaults.

@@ -23,7 +23,7 @@ func (l *Ledger) DailyUsage(ctx context.Context, account string, from, to time.T
 		out = append(out, meter.DailyUsage{Day: dayTime(d)})
 	}
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		bucket, prefix := tx.Bucket(bucketDailyAcct), accountPrefix(account)
+		bucket, prefix := tx.Bucket(bucketUsage), kindPrefix(account, kindDaily)
 		if account == "" {
 			bucket, prefix = tx.Bucket(bucketDailyTotal), nil
 		}
@@ -45,9 +45,9 @@ func (l *Ledger) DailyUsage(ctx context.Context, account string, from, to time.T
 func (l *Ledger) EndpointUsage(ctx context.Context, account string, from, to time.Time) ([]meter.EndpointUsage, error) {
 	first, last := dayNumber(from), dayNumber(to)
 	sums := map[string]*meter.EndpointUsage{}
-	prefix := accountPrefix(account)
+	prefix := kindPrefix(account, kindEndpoint)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDaily).Cursor()
+		c := tx.Bucket(bucketUsage).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint32(prefix, first)); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 			rest := k[len(prefix):]
 			if len(rest) < 4 || binary.BigEndian.Uint32(rest) > last {

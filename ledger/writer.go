@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 // before the op is queued.
 type op struct {
 	ev   *meter.Event
+	val  []byte // ev encoded by the producer, off the writer's critical path
 	fn   func(tx *bolt.Tx) error
 	done chan error // nil: nobody waits (async append)
 }
@@ -25,11 +27,13 @@ var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }
 // Append implements meter.Store. With wait it returns once the commit
 // holding ev is durable; ev.Seq and ev.Node are then set.
 func (l *Ledger) Append(ctx context.Context, ev *meter.Event, wait bool) error {
+	ev.Node = l.node
+	val := encodeEvent(make([]byte, 0, 96+len(ev.AccountID)+len(ev.Endpoint)+len(ev.IdempotencyKey)), ev)
 	if !wait {
-		return l.enqueue(&op{ev: ev})
+		return l.enqueue(&op{ev: ev, val: val})
 	}
 	o := opPool.Get().(*op)
-	o.ev, o.fn = ev, nil
+	o.ev, o.fn, o.val = ev, nil, val
 	if err := l.enqueue(o); err != nil {
 		opPool.Put(o)
 		return err
@@ -37,7 +41,7 @@ func (l *Ledger) Append(ctx context.Context, ev *meter.Event, wait bool) error {
 	// The commit is waited for even if ctx ends: the op is already queued
 	// and its done channel must be drained before the op is reused.
 	err := <-o.done
-	o.ev = nil
+	o.ev, o.val = nil, nil
 	opPool.Put(o)
 	return err
 }
@@ -148,6 +152,7 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
 	d := newDeltas()
+	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
 	for _, o := range batch {
 		if o.fn != nil {
 			if err := o.fn(tx); err != nil {
@@ -156,10 +161,11 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 			continue
 		}
 		seq++
-		o.ev.Seq, o.ev.Node = seq, l.node
-		// bbolt keeps the key and value slices until commit: each event
-		// needs its own.
-		if err := events.Put(seqKey(seq), encodeEvent(make([]byte, 0, 128), o.ev)); err != nil {
+		o.ev.Seq = seq
+		// bbolt keeps key and value slices until commit: keys are carved
+		// from one buffer sized up front so appends never move it.
+		keys = binary.BigEndian.AppendUint64(keys, seq)
+		if err := events.Put(keys[len(keys)-8:], o.val); err != nil {
 			return 0, err
 		}
 		if err := putIdempotency(idem, o.ev); err != nil {
