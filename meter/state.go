@@ -24,6 +24,9 @@ type accountState struct {
 // moves backwards, so a clock that steps back across a boundary cannot
 // reset a quota a second time.
 func (s *accountState) rollLocked(now time.Time) {
+	if now.Before(s.period.End) {
+		return // the common case: still inside (or, clock stepped back, before) the period
+	}
 	p := PeriodAt(s.acct.Anchor(), now)
 	if !p.Start.After(s.period.Start) {
 		return
