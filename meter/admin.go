@@ -259,7 +259,6 @@ func (m *Meter) AccountCount() int {
 	return len(m.accounts)
 }
 
-
 // KeysOf returns an account's keys (revoked ones included), oldest first.
 func (m *Meter) KeysOf(accountID string) []APIKey {
 	m.mu.RLock()
