@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,4 +145,54 @@ func verifyLedger(t *testing.T, path string, acked map[string]bool) int64 {
 		total += n
 	}
 	return total
+}
+
+// TestServe_GracefulShutdown sends calls in async durability (answered
+// before their commit), then SIGTERM: meterd must commit its whole queue
+// before it exits 0.
+func TestServe_GracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir, "--durability", "async")
+	p.waitReady(t)
+	key := setupAccount(t, p, "grace", "pro")
+	const n = 2000
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	body, _ := json.Marshal(map[string]any{"api_key": key, "endpoint": "/v1/x", "method": "GET"})
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/8; i++ {
+				resp, err := http.Post(p.base+"/v1/track", "application/json", bytes.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != n {
+		t.Fatalf("%d of %d answered 200", ok, n)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.waitExit(t, 15*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
+	}
+	l, err := ledger.Open(filepath.Join(dir, "meter.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if seq, _ := l.LastSeq(context.Background()); seq != n {
+		t.Fatalf("ledger holds %d events after shutdown, want %d", seq, n)
+	}
 }
