@@ -1,0 +1,153 @@
+package stripe_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/meterd/meterd/httpapi"
+)
+
+const (
+	adminToken = "admin-token-for-tests"
+	cronSecret = "cron-secret-for-tests"
+)
+
+// newAPI serves the fixture's meter with billing registered after New,
+// as cmd/meterd does; biller nil means billing is disabled.
+func newAPI(tb testing.TB, f *fixture, biller httpapi.Biller) *httptest.Server {
+	tb.Helper()
+	api := httpapi.New(httpapi.Config{Meter: f.meter, AdminToken: adminToken,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	api.RegisterBilling(biller, cronSecret)
+	srv := httptest.NewServer(api.Handler())
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// call sends a request and decodes the JSON answer into a map.
+func call(tb testing.TB, srv *httptest.Server, method, path, token string) (int, map[string]any) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		tb.Fatalf("%s %s: %d, body is not JSON: %v", method, path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, body
+}
+
+func errorCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+func TestHTTP_Billing(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("pro1", "pro", "cus_pro1")
+	f.calls("pro1", 10+5000)
+	srv := newAPI(t, f, f.svc)
+	steps := []struct {
+		name, method, path, token string
+		status                    int
+		code                      string // error code, or "" for success
+		charged                   float64
+	}{
+		{"NoToken", "POST", "/api/cron/process-overage", "", 401, "unauthorized", 0},
+		{"WrongToken", "POST", "/api/cron/process-overage", "nope", 401, "unauthorized", 0},
+		{"WrongMethod", "GET", "/api/cron/process-overage", cronSecret, 405, "method_not_allowed", 0},
+		{"PreviewNeedsAdmin", "GET", "/api/admin/billing/preview", cronSecret, 401, "unauthorized", 0},
+		{"Preview", "GET", "/api/admin/billing/preview", adminToken, 200, "", 500},
+		{"BadPeriod", "POST", "/api/cron/process-overage?period=11-2026", cronSecret, 400, "invalid_request", 0},
+		{"CronSecret", "POST", "/api/cron/process-overage", cronSecret, 200, "", 500},
+		{"AdminTokenNothingDue", "POST", "/api/cron/process-overage", adminToken, 200, "", 0},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			status, body := call(t, srv, s.method, s.path, s.token)
+			if status != s.status || errorCode(body) != s.code {
+				t.Fatalf("%s %s = %d %v, want %d %q", s.method, s.path, status, body, s.status, s.code)
+			}
+			if s.code == "" && (body["charged_cents"] != s.charged || body["ok"] != true) {
+				t.Fatalf("body = %v, want charged_cents %v", body, s.charged)
+			}
+		})
+	}
+	if n := len(f.rec.itemsOf("cus_pro1")); n != 1 {
+		t.Fatalf("%d invoice items, want 1", n)
+	}
+	t.Run("Charges", func(t *testing.T) {
+		status, body := call(t, srv, "GET", "/api/admin/billing/charges?period=2026-11", adminToken)
+		charges, _ := body["charges"].([]any)
+		if status != 200 || len(charges) != 1 || body["billed_cents"] != 500.0 || body["period"] != "2026-11" {
+			t.Fatalf("charges = %d %v", status, body)
+		}
+		c := charges[0].(map[string]any)
+		if c["status"] != "done" || c["stripe_id"] != f.rec.itemsOf("cus_pro1")[0].ID || c["amount_cents"] != 500.0 {
+			t.Fatalf("charge = %v", c)
+		}
+		if status, body := call(t, srv, "GET", "/api/admin/billing/charges", adminToken); status != 200 || body["period"] != "2026-11" {
+			t.Fatalf("default period: %d %v", status, body)
+		}
+		if status, body := call(t, srv, "GET", "/api/admin/billing/charges?period=x", adminToken); status != 400 {
+			t.Fatalf("bad period: %d %v", status, body)
+		}
+	})
+	t.Run("Busy", func(t *testing.T) {
+		f.calls("pro1", 100)
+		f.rec.holdPosts()
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.svc.Run(context.Background())
+			done <- err
+		}()
+		<-f.rec.entered
+		status, body := call(t, srv, "POST", "/api/cron/process-overage", cronSecret)
+		f.rec.releasePosts()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if status != 409 || errorCode(body) != "billing_in_progress" {
+			t.Fatalf("concurrent POST = %d %v, want 409", status, body)
+		}
+	})
+}
+
+func TestHTTP_BillingDisabled(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	srv := newAPI(t, f, nil)
+	tests := []struct {
+		method, path, token string
+		status              int
+		code                string
+	}{
+		{"POST", "/api/cron/process-overage", "", 401, "unauthorized"},
+		{"POST", "/api/cron/process-overage", cronSecret, 503, "billing_disabled"},
+		{"GET", "/api/admin/billing/preview", adminToken, 503, "billing_disabled"},
+		{"GET", "/api/admin/billing/charges", adminToken, 503, "billing_disabled"},
+	}
+	for _, tt := range tests {
+		status, body := call(t, srv, tt.method, tt.path, tt.token)
+		if status != tt.status || errorCode(body) != tt.code {
+			t.Fatalf("%s %s = %d %v, want %d %s", tt.method, tt.path, status, body, tt.status, tt.code)
+		}
+	}
+}
