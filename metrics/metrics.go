@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -102,4 +103,27 @@ func RegisterBuildInfo(reg prometheus.Registerer, version string) {
 	}, []string{"version"})
 	g.WithLabelValues(version).Set(1)
 	reg.MustRegister(g)
+}
+
+// RegisterDiskFree registers meterd_ledger_disk_free_bytes, read from free
+// at scrape time (NaN while the probe fails), and
+// meterd_ledger_disk_floor_bytes, the configured floor below which the
+// ledger refuses writes (0: no floor). Alert on free nearing the floor.
+func RegisterDiskFree(reg prometheus.Registerer, floor uint64, free func() (uint64, error)) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meterd_ledger_disk_free_bytes",
+			Help: "Free space of the file system holding the ledger, as the disk floor sees it.",
+		}, func() float64 {
+			n, err := free()
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meterd_ledger_disk_floor_bytes",
+			Help: "Free space below which the ledger refuses writes (0: no floor).",
+		}, func() float64 { return float64(floor) }),
+	)
 }

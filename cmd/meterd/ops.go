@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/meterd/meterd/ledger"
+)
+
+// The operator's subcommands: verify and restore work on a stopped
+// meterd's data directory; health asks a running one.
+
+// runVerify is `meterd verify`: it checks the ledger file offline and
+// prints the JSON report on stdout; problems make it fail (exit code 1).
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("meterd verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", env("METER_DATA_DIR", "./data"), "data directory holding meter.db (env METER_DATA_DIR)")
+	if err := parseOpsFlags(fs, args); err != nil {
+		return err
+	}
+	rep, err := ledger.VerifyFile(ctx, filepath.Join(*dataDir, ledger.FileName))
+	if errors.Is(err, ledger.ErrInUse) {
+		return fmt.Errorf("%w: meterd is running on %s; ask it with GET /api/admin/verify", err, *dataDir)
+	}
+	if err != nil {
+		return err
+	}
+	if err := writeReport(stdout, rep); err != nil {
+		return err
+	}
+	if !rep.OK {
+		return fmt.Errorf("verify: %d problems found", len(rep.Problems)+rep.MoreProblems)
+	}
+	return nil
+}
+
+// runRestore is `meterd restore`: it installs a backup (from GET
+// /api/admin/backup) as the data directory's ledger, then verifies it.
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("meterd restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "backup file to restore (required)")
+	dataDir := fs.String("data-dir", env("METER_DATA_DIR", "./data"), "data directory to restore into (env METER_DATA_DIR)")
+	force := fs.Bool("force", false, "replace an existing ledger (it is kept as meter.db.pre-restore-<time>)")
+	if err := parseOpsFlags(fs, args); err != nil {
+		return err
+	}
+	if *from == "" {
+		fmt.Fprintln(stderr, "meterd restore: --from is required")
+		fs.Usage()
+		return errUsage
+	}
+	if err := ledger.Restore(ctx, *from, *dataDir, ledger.RestoreOptions{Force: *force}); err != nil {
+		return err
+	}
+	path := filepath.Join(*dataDir, ledger.FileName)
+	rep, err := ledger.VerifyFile(ctx, path)
+	if err != nil {
+		return fmt.Errorf("restored %s, but cannot verify it: %w", path, err)
+	}
+	if !rep.OK {
+		writeReport(stdout, rep)
+		return fmt.Errorf("restored %s, but verify found %d problems", path, len(rep.Problems)+rep.MoreProblems)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s: %d accounts, %d events (sequences %d..%d); verify ok\n",
+		*from, path, rep.Accounts, rep.Events, rep.FirstSeq, rep.LastSeq)
+	return nil
+}
+
+// runHealth is `meterd health`, the container's HEALTHCHECK: it succeeds
+// if /healthz answers 200 within the timeout.
+func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("meterd health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", healthURL(env("METER_LISTEN", "127.0.0.1:8480")),
+		"meterd's base URL, or its /healthz URL (default: from METER_LISTEN)")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	if err := parseOpsFlags(fs, args); err != nil {
+		return err
+	}
+	target := strings.TrimRight(*url, "/")
+	if !strings.HasSuffix(target, "/healthz") {
+		target += "/healthz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	// No proxy: the check is about this host, whatever HTTP_PROXY says.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s answered %s", target, resp.Status)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+// healthURL turns a listen address into the URL to check it on: a
+// wildcard host (":8480", "0.0.0.0:8480", "[::]:8480") becomes loopback.
+func healthURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://127.0.0.1:8480"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func parseOpsFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage // the flag package has printed why
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
+}
+
+func writeReport(w io.Writer, rep ledger.VerifyReport) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
