@@ -61,6 +61,9 @@ func classify(err error) *apiError {
 		return newError(http.StatusConflict, "account_exists", "an account with this id already exists")
 	case errors.Is(err, meter.ErrLimitReached):
 		return newError(http.StatusForbidden, "limit_reached", err.Error())
+	case errors.Is(err, meter.ErrDiskFull):
+		return newError(http.StatusServiceUnavailable, "disk_full",
+			"the ledger's disk is below its free-space floor; writes resume when space returns")
 	case errors.Is(err, meter.ErrOverloaded):
 		return newError(http.StatusServiceUnavailable, "overloaded", "the ledger is busy; retry shortly")
 	case errors.Is(err, meter.ErrClosed):

@@ -32,3 +32,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
 }
+
+// AddReadiness adds a named check to /readyz. Call it before serving.
+func (s *Server) AddReadiness(name string, check Readiness) {
+	if s.ready == nil {
+		s.ready = map[string]Readiness{}
+	}
+	s.ready[name] = check
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -37,10 +40,15 @@ type Config struct {
 	Metrics http.Handler
 	// Usage answers history and per-endpoint queries (nil: 404 on them).
 	Usage UsageReader
+	// Billed, if set, splits the overview's overage revenue into billed
+	// and still to bill.
+	Billed BilledReader
 	// Ready lists named readiness checks for /readyz.
 	Ready map[string]Readiness
 	// MaxHeaderBytes above which requests get a JSON 431 (default 32 KiB).
 	MaxHeaderBytes int
+	// Maintenance serves the admin backup and verify endpoints (nil: 404).
+	Maintenance Maintenance
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -53,17 +61,19 @@ type Server struct {
 	obs          Observer
 	metrics      http.Handler
 	usage        UsageReader
+	billed       BilledReader
 	ready        map[string]Readiness
 	maxHeader    int
 	router       *mux.Router
+	maintenance  Maintenance
 }
 
 // New builds a Server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{meter: cfg.Meter, adminToken: hashToken(cfg.AdminToken),
 		serviceToken: hashToken(cfg.ServiceToken), hasService: cfg.ServiceToken != "",
-		log: cfg.Logger, obs: cfg.Observer, metrics: cfg.Metrics, usage: cfg.Usage,
-		ready: cfg.Ready, maxHeader: cfg.MaxHeaderBytes}
+		log: cfg.Logger, obs: cfg.Observer, metrics: cfg.Metrics, usage: cfg.Usage, billed: cfg.Billed,
+		ready: cfg.Ready, maxHeader: cfg.MaxHeaderBytes, maintenance: cfg.Maintenance}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -85,15 +95,41 @@ func (s *Server) routes() *mux.Router {
 	r.NotFoundHandler = s.wrap("not_found", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})
-	r.MethodNotAllowedHandler = s.wrap("method_not_allowed", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errMethod)
+	r.MethodNotAllowedHandler = s.wrap("method_not_allowed", func(w http.ResponseWriter, req *http.Request) {
+		if allow := allowedMethods(r, req); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		s.writeError(w, req, errMethod)
 	})
 	r.Use(s.instrument, s.limitHeaders)
 	s.registerTrackRoutes(r)
+	s.registerGatewayRoutes(r)
 	s.registerAdminRoutes(r)
 	s.registerUsageRoutes(r)
+	s.registerAnalyticsRoutes(r)
 	s.registerOpsRoutes(r)
+	s.registerMaintenanceRoutes(r)
 	return r
+}
+
+// allowedMethods lists the methods the router serves for req's path, for
+// the Allow header a 405 must carry.
+func allowedMethods(router *mux.Router, req *http.Request) string {
+	var methods []string
+	router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		re, err := route.GetPathRegexp()
+		if err != nil {
+			return nil
+		}
+		if ok, _ := regexp.MatchString(re, req.URL.Path); !ok {
+			return nil
+		}
+		ms, _ := route.GetMethods()
+		methods = append(methods, ms...)
+		return nil
+	})
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
 }
 
 // wrap applies the middleware chain to handlers mux calls outside a route

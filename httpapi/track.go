@@ -26,6 +26,9 @@ type trackRequest struct {
 	ID        string   `json:"id"`
 }
 
+var errMissingKey = newError(http.StatusUnauthorized, "missing_api_key",
+	"an API key is required: api_key in the body, X-API-Key, or Authorization: Bearer (or account_id with the service token)")
+
 // call converts the request into a meter.Call, validating what the meter
 // cannot (units, presence of an identity).
 func (t *trackRequest) call(headerKey string) (meter.Call, error) {
@@ -35,7 +38,7 @@ func (t *trackRequest) call(headerKey string) (meter.Call, error) {
 		c.APIKey = headerKey
 	}
 	if c.APIKey == "" && c.AccountID == "" {
-		return c, &meter.ValidationError{Field: "api_key", Message: "api_key or account_id is required"}
+		return c, errMissingKey
 	}
 	if t.LatencyMS != nil {
 		ms := *t.LatencyMS
@@ -109,7 +112,7 @@ func (s *Server) track(r *http.Request, c meter.Call) (meter.Result, error) {
 
 // writeDecision sets the rate-limit headers and answers 200 or 429.
 func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body trackResponse) {
-	setRateLimitHeaders(w.Header(), res, s.meter.Now())
+	setQuotaHeaders(w.Header(), res, res.Period, s.meter.Now())
 	if res.Allowed {
 		writeJSON(w, http.StatusOK, body)
 		return

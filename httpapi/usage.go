@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -192,7 +193,7 @@ func (s *Server) handleUsageEndpoints(w http.ResponseWriter, r *http.Request) {
 	for _, e := range rows {
 		out = append(out, endpointRow{Endpoint: e.Endpoint, Method: e.Method, APICalls: e.Calls,
 			Errors: e.Errors, ClientErrors: e.ClientErrors, DeniedCalls: e.Denied,
-			AvgLatencyMS: float64(int64(e.AvgLatencyMS()*1000)) / 1000})
+			AvgLatencyMS: math.Round(e.AvgLatencyMS()*1000) / 1000})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"account_id": id, "days": days, "endpoints": out})
 }

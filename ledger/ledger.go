@@ -62,6 +62,13 @@ type Options struct {
 	InitialMmapSize int
 	// Observer, if set, is told about every group commit (metrics).
 	Observer CommitObserver
+	// MinFreeBytes is the disk-space floor (default 0: off): while the
+	// ledger's file system has less free space, writes fail with
+	// ErrDiskFull and reads go on (diskspace.go).
+	MinFreeBytes uint64
+	// FreeSpace reports the bytes free for the directory at path (default:
+	// statfs). Tests fake it.
+	FreeSpace func(path string) (uint64, error)
 }
 
 // CommitObserver receives one call per group commit, from the writer
@@ -106,6 +113,9 @@ type Ledger struct {
 
 	// Fault hooks for tests: called by the writer around a commit.
 	beforeCommitFn func() error
+
+	// disk caches the free-space probe of the disk floor (diskspace.go).
+	disk diskProbe
 }
 
 // Open opens or creates the ledger file at path. A file held by another

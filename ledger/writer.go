@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -60,6 +61,11 @@ func (l *Ledger) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 }
 
 func (l *Ledger) enqueue(o *op) error {
+	// Refuse before queueing, so an async caller is not told "recorded"
+	// for a write the commit would then drop.
+	if err := l.checkDiskFloor(); err != nil {
+		return err
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -80,16 +86,36 @@ func (l *Ledger) QueueDepth() int { return len(l.queue) }
 func (l *Ledger) run() {
 	defer close(l.done)
 	batch := make([]*op, 0, l.opts.MaxBatch)
+	last := 0
 	for {
 		select {
 		case o := <-l.queue:
-			batch = l.fill(append(batch[:0], o))
+			batch = l.linger(l.fill(append(batch[:0], o)), last)
+			last = len(batch)
 			l.commit(batch)
 		case <-l.quit:
 			l.drain(batch)
 			return
 		}
 	}
+}
+
+// lingerRounds bounds how often the writer yields, waiting for a group to
+// fill, before it commits what it has: each round is one scheduler pass
+// (microseconds), far less than the fsync it saves.
+const lingerRounds = 8
+
+// linger lets the callers woken by the previous commit queue their next
+// writes before this group commits. Without it, a steady load splits into
+// two cohorts that alternate, each committing half as many writes per
+// fsync as it could. It only waits while the group is smaller than the
+// previous one, so a light load is never delayed.
+func (l *Ledger) linger(batch []*op, last int) []*op {
+	for i := 0; i < lingerRounds && len(batch) < last && len(batch) < l.opts.MaxBatch; i++ {
+		runtime.Gosched()
+		batch = l.fill(batch)
+	}
+	return batch
 }
 
 // fill adds whatever else is queued, up to MaxBatch, without waiting: the
@@ -121,6 +147,9 @@ func (l *Ledger) commit(batch []*op) {
 	start := time.Now()
 	seq := l.lastSeq.Load()
 	err := l.db.Update(func(tx *bolt.Tx) error {
+		if err := l.checkDiskFloor(); err != nil {
+			return err
+		}
 		next, err := l.applyBatch(tx, batch, seq)
 		if err != nil {
 			return err

@@ -45,7 +45,8 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), a.CreatedAt)}
+	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), a.CreatedAt), totals: m.totals}
+	m.totals.move(contribution{}, st.contributionLocked())
 	m.mu.Lock()
 	m.accounts[a.ID] = st
 	m.mu.Unlock()
@@ -133,7 +134,9 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	}
 	plan, _ := m.plans.Get(a.Plan)
 	st.mu.Lock()
+	before := st.contributionLocked()
 	st.acct, st.plan = a, plan
+	st.totals.move(before, st.contributionLocked())
 	st.mu.Unlock()
 	return a, nil
 }

@@ -25,6 +25,10 @@ var (
 	ErrClosed = errors.New("meter closed")
 	// ErrOverloaded: the ledger queue is full; retry shortly.
 	ErrOverloaded = errors.New("ledger queue full")
+	// ErrDiskFull: the ledger's disk is below its free-space floor; writes
+	// are refused (reads keep working) until space returns. It wraps
+	// ErrOverloaded: callers should retry later.
+	ErrDiskFull = fmt.Errorf("%w: disk space below the configured floor", ErrOverloaded)
 	// ErrLimitReached: a configured resource limit (accounts, keys) is reached.
 	ErrLimitReached = errors.New("resource limit reached")
 )

@@ -51,6 +51,9 @@ type Meter struct {
 	byKeyID  map[string]*APIKey
 
 	inflight inflightTable
+
+	// totals keep the overview's figures as accounts change.
+	totals *overviewTotals
 }
 
 // New creates a Meter and loads accounts, keys and the current period's
@@ -61,6 +64,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 		maxKeys: cfg.MaxKeysPerAccount, accounts: map[string]*accountState{},
 		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
 	m.inflight.m = map[string]*inflightCall{}
+	m.totals = newOverviewTotals()
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -115,12 +119,13 @@ func (m *Meter) loadAccount(ctx context.Context, a Account, now time.Time) (*acc
 	if !ok {
 		return nil, fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
 	}
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now)}
+	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals}
 	c, err := m.store.Counter(ctx, a.ID, st.period.Start)
 	if err != nil {
 		return nil, err
 	}
 	st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+	m.totals.move(contribution{}, st.contributionLocked())
 	return st, nil
 }
 

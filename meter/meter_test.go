@@ -161,3 +161,57 @@ func TestMeter_PlanChangeAppliesAtOnce(t *testing.T) {
 		t.Fatalf("after upgrade: %+v", res)
 	}
 }
+
+// TestMeter_EndpointCapSurvivesRestart checks the per-account template
+// cap is seeded from the ledger after a restart and resets each period.
+func TestMeter_EndpointCapSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meter.db")
+	clk := &clock{t: time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC)}
+	open := func() (*meter.Meter, *ledger.Ledger) {
+		l, err := ledger.Open(path, ledger.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := meter.New(context.Background(), meter.Config{Store: l, Now: clk.Now, MaxEndpoints: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, l
+	}
+	call := func(m *meter.Meter, endpoint string) string {
+		t.Helper()
+		ev := meter.Call{AccountID: "a", Endpoint: endpoint, Method: "GET"}
+		if _, err := m.Track(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		return endpoint
+	}
+	m, l := open()
+	mustAccount(t, m, "a", "pro")
+	call(m, "/one")
+	call(m, "/two")
+	l.Close()
+	m, l = open()
+	defer l.Close()
+	call(m, "/three") // over the cap: counted as "other"
+	call(m, "/one")
+	clk.Set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	call(m, "/four") // new period, fresh cap
+	got, err := l.EndpointUsage(context.Background(), "a", time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int64{}
+	for _, e := range got {
+		calls[e.Endpoint] = e.Calls
+	}
+	want := map[string]int64{"/one": 2, "/two": 1, meter.OtherEndpoint: 1, "/four": 1}
+	if len(calls) != len(want) {
+		t.Fatalf("templates %v, want %v", calls, want)
+	}
+	for k, v := range want {
+		if calls[k] != v {
+			t.Fatalf("templates %v, want %v", calls, want)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type accountState struct {
 	lastCallAt time.Time
 	// endpoints holds the distinct endpoint templates seen (for the cap).
 	endpoints map[string]struct{}
+	// totals is told about every change of the account's contribution to
+	// the overview (nil: nobody listens).
+	totals *overviewTotals
 }
 
 // rollLocked moves the state into the period containing now. It never
@@ -33,10 +36,13 @@ func (s *accountState) rollLocked(now time.Time) {
 	}
 	s.period = p
 	s.calls, s.overage, s.denied = 0, 0, 0
+	s.endpoints = nil // the cap is per period
 }
 
 // decideLocked checks and counts one call.
 func (s *accountState) decideLocked() (allowed, overage bool) {
+	before := s.contributionLocked()
+	defer func() { s.totals.move(before, s.contributionLocked()) }()
 	if s.plan.Hard && !s.plan.Unlimited() && s.calls >= s.plan.Limit {
 		s.denied++
 		return false, false
@@ -55,6 +61,8 @@ func (s *accountState) undoLocked(period time.Time, allowed, overage bool) {
 	if !s.period.Start.Equal(period) {
 		return
 	}
+	before := s.contributionLocked()
+	defer func() { s.totals.move(before, s.contributionLocked()) }()
 	switch {
 	case !allowed:
 		s.denied--
@@ -66,13 +74,16 @@ func (s *accountState) undoLocked(period time.Time, allowed, overage bool) {
 	}
 }
 
-// endpointLocked applies the per-account cap on distinct templates.
-func (s *accountState) endpointLocked(tmpl string, max int) string {
+// endpointLocked applies the per-account, per-period cap on distinct
+// templates. The first call of a period (or after a restart) seeds the set
+// from what the store already holds for the period, so a restart does not
+// open room for another max templates.
+func (s *accountState) endpointLocked(tmpl string, max int, seed endpointSeeder) string {
+	if s.endpoints == nil {
+		s.endpoints = seed.seed(s.acct.ID, s.period)
+	}
 	if _, ok := s.endpoints[tmpl]; ok {
 		return tmpl
-	}
-	if s.endpoints == nil {
-		s.endpoints = map[string]struct{}{}
 	}
 	if len(s.endpoints) >= max {
 		return OtherEndpoint

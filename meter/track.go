@@ -37,6 +37,8 @@ type Result struct {
 	Calls int64
 	// Reset is the end of the current period.
 	Reset time.Time
+	// Period is the billing period the call was counted in.
+	Period Period
 	// EventID is the ledger id of the recorded event ("" when the answer
 	// was given before the commit, in async mode).
 	EventID string
@@ -133,23 +135,8 @@ func (m *Meter) newEvent(c Call, account, keyID string) (*Event, error) {
 // to the store. If the store fails, the decision is undone: the call is
 // neither counted nor acknowledged.
 func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bool) (Result, error) {
-	now := m.now().UTC()
-	st.mu.Lock()
-	st.rollLocked(now)
-	allowed, overage := st.decideLocked()
-	ev.Endpoint = st.endpointLocked(ev.Endpoint, m.maxEndpoints)
-	if now.After(st.lastCallAt) {
-		st.lastCallAt = now
-	}
-	ev.PeriodStart = st.period.Start
-	res := resultLocked(st, allowed, overage)
-	st.mu.Unlock()
-
-	ev.Time, ev.Decision, ev.Overage = now, decisionOf(allowed), overage
-	if err := m.store.Append(ctx, ev, wait); err != nil {
-		st.mu.Lock()
-		st.undoLocked(ev.PeriodStart, allowed, overage)
-		st.mu.Unlock()
+	res, _ := m.decideEvent(st, ev, m.now().UTC())
+	if err := m.appendEvent(ctx, st, ev, wait); err != nil {
 		return Result{}, err
 	}
 	if wait {
@@ -169,5 +156,5 @@ func decisionOf(allowed bool) Decision {
 func resultLocked(st *accountState, allowed, overage bool) Result {
 	return Result{Allowed: allowed, Overage: overage, AccountID: st.acct.ID, Plan: st.plan.Name,
 		Limit: max(st.plan.Limit, 0), Unlimited: st.plan.Unlimited(),
-		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End}
+		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End, Period: st.period}
 }
