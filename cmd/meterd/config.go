@@ -6,7 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/meterd/meterd/ledger"
 )
 
 // Config is everything `meterd serve` is told by flags and environment.
@@ -26,6 +30,22 @@ type Config struct {
 	MaxAccounts      int
 	MaxKeys          int
 	QueueSize        int
+	// MinFreeBytes: below this much free space on the ledger's file
+	// system, writes are refused with 503 (0 = off).
+	MinFreeBytes uint64
+	// Retention is how long raw events stay in the ledger; PruneInterval
+	// how often pruning runs. Aggregates and counters are kept.
+	Retention     time.Duration
+	PruneInterval time.Duration
+	// The reverse proxy: a second listener metering every request and
+	// forwarding it to Upstream; off while ProxyListen is empty.
+	ProxyListen    string
+	Upstream       string
+	ProxyKeyHeader string
+	ProxyKeyQuery  string
+	ProxyStripKey  bool
+	BillingConfig
+	ExportConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -44,6 +64,16 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxAccounts, "max-accounts", envInt("METER_MAX_ACCOUNTS", 0), "maximum accounts, 0 = no limit (env METER_MAX_ACCOUNTS)")
 	fs.IntVar(&c.MaxKeys, "max-keys-per-account", envInt("METER_MAX_KEYS_PER_ACCOUNT", 100), "maximum active API keys per account, 0 = no limit (env METER_MAX_KEYS_PER_ACCOUNT)")
 	fs.IntVar(&c.QueueSize, "queue-size", envInt("METER_QUEUE_SIZE", 65536), "ledger writes that may wait for a commit; past it calls get 503 (env METER_QUEUE_SIZE)")
+	fs.Uint64Var(&c.MinFreeBytes, "min-free-bytes", uint64(envInt("METER_MIN_FREE_BYTES", 64<<20)), "refuse writes (503) while the ledger's file system has less free space; 0 = off (env METER_MIN_FREE_BYTES)")
+	fs.DurationVar(&c.Retention, "retention", envDuration("METER_RETENTION", ledger.DefaultRetention), "how long raw events stay in the ledger (never pruned before they are exported) (env METER_RETENTION)")
+	fs.DurationVar(&c.PruneInterval, "prune-interval", envDuration("METER_PRUNE_INTERVAL", time.Hour), "how often old events are pruned (env METER_PRUNE_INTERVAL)")
+	fs.StringVar(&c.ProxyListen, "proxy-listen", env("METER_PROXY_LISTEN", ""), "address of the metering reverse proxy; empty = off (env METER_PROXY_LISTEN)")
+	fs.StringVar(&c.Upstream, "upstream", env("METER_UPSTREAM", ""), "base URL of the API the proxy forwards to, e.g. http://127.0.0.1:3000 (env METER_UPSTREAM)")
+	fs.StringVar(&c.ProxyKeyHeader, "proxy-key-header", env("METER_PROXY_KEY_HEADER", ""), "extra header the proxy reads the API key from, besides X-API-Key and Authorization: Bearer (env METER_PROXY_KEY_HEADER)")
+	fs.StringVar(&c.ProxyKeyQuery, "proxy-key-query", env("METER_PROXY_KEY_QUERY", ""), "query parameter the proxy reads the API key from; empty = none (env METER_PROXY_KEY_QUERY)")
+	fs.BoolVar(&c.ProxyStripKey, "proxy-strip-key", envBool("METER_PROXY_STRIP_KEY", false), "remove the API key from requests forwarded upstream (env METER_PROXY_STRIP_KEY)")
+	c.bindBillingFlags(fs)
+	c.bindExportFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -58,6 +88,13 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format: must be text or json, not %q", c.LogFormat)
+	}
+	// The proxy needs both or neither.
+	if (c.ProxyListen == "") != (c.Upstream == "") {
+		return fmt.Errorf("--proxy-listen and --upstream: set both to run the proxy, or neither")
+	}
+	if err := c.validateBilling(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -78,6 +115,25 @@ func (c *Config) patterns() []string {
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
+	}
+	return def
+}
+
+// envBool reads a boolean environment variable (strconv.ParseBool forms).
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
 	}
 	return def
 }

@@ -33,7 +33,16 @@ const usage = `meterd — self-hosted usage metering
 
 Usage:
   meterd serve [flags]     run the metering server (see meterd serve -h)
+  meterd migrate --database-url URL
+                           apply the Postgres schema (idempotent)
+  meterd export --once --database-url URL
+                           export the ledger's backlog to Postgres and exit
+  meterd bill [--dry-run] [--period YYYY-MM]
+                           bill overage to Stripe now (see meterd bill -h)
   meterd version           print the version
+  meterd verify [flags]    check a stopped meterd's ledger; JSON report, exit 1 on problems
+  meterd restore [flags]   install a backup: --from FILE --data-dir DIR [--force]
+  meterd health [flags]    exit 0 if meterd's /healthz answers 200 (--url URL)
 `
 
 // run dispatches a subcommand.
@@ -49,6 +58,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return m.Serve(ctx)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
+	case "bill":
+		return runBill(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], stdout, stderr)
+	case "health":
+		return runHealth(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "meterd", version)
 		return nil

@@ -14,8 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/meterd/meterd/export/postgres"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
@@ -35,6 +37,16 @@ type Main struct {
 	ledger *ledger.Ledger
 	meter  *meter.Meter
 	server *http.Server
+	proxy  *http.Server // reverse proxy listener, nil when off
+
+	exporter *postgres.Exporter // nil when export is off
+
+	// bgCtx runs the background loops (pruner, exporter, billing
+	// scheduler); Close cancels it and waits for them (bg) before it
+	// closes the ledger.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // NewMain returns a Main writing to the given streams.
@@ -74,6 +86,22 @@ func (m *Main) Serve(ctx context.Context) error {
 		"durability", m.Config.Durability, "node_id", m.ledger.NodeID(), "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
+	if m.proxy != nil {
+		pln, err := net.Listen("tcp", m.Config.ProxyListen)
+		if err != nil {
+			m.Close()
+			return fmt.Errorf("listen %s: %w", m.Config.ProxyListen, err)
+		}
+		m.log.Info("meterd proxy listening", "addr", pln.Addr().String(), "upstream", m.Config.Upstream)
+		go func() {
+			if err := m.proxy.Serve(pln); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case errc <- fmt.Errorf("proxy: %w", err):
+				default:
+				}
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 		m.log.Info("shutting down")
@@ -84,8 +112,8 @@ func (m *Main) Serve(ctx context.Context) error {
 	return m.Close()
 }
 
-// open creates the data directory, opens the ledger and builds the HTTP
-// server.
+// open creates the data directory, opens the ledger and the meter, builds
+// the HTTP servers and starts the background loops.
 func (m *Main) open(ctx context.Context) error {
 	c := &m.Config
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
@@ -94,6 +122,51 @@ func (m *Main) open(ctx context.Context) error {
 	if err := m.ensureAdminToken(); err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	mx := metrics.New(reg)
+	metrics.RegisterBuildInfo(reg, version)
+	if err := m.openLedger(reg, mx); err != nil {
+		return err
+	}
+	if err := m.openMeter(ctx); err != nil {
+		return err
+	}
+	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
+		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady}})
+	if err := m.startExport(ctx, api, reg); err != nil {
+		return err
+	}
+	m.startPruner()
+	if err := m.startBilling(m.bgCtx, api, reg); err != nil {
+		return err
+	}
+	m.server = httpapi.NewHTTPServer(c.Listen, api.Handler(), m.log)
+	return m.openProxy(mx)
+}
+
+// openLedger opens the ledger file and registers its gauges.
+func (m *Main) openLedger(reg prometheus.Registerer, mx *metrics.Metrics) error {
+	c := &m.Config
+	l, err := ledger.Open(filepath.Join(c.DataDir, ledger.FileName), ledger.Options{NodeID: c.NodeID,
+		QueueSize: c.QueueSize, Observer: mx, MinFreeBytes: c.MinFreeBytes})
+	if err != nil {
+		return err
+	}
+	m.ledger = l
+	metrics.RegisterGauge(reg, "meterd_ledger_queue_depth", "Writes waiting for the ledger writer.",
+		func() float64 { return float64(l.QueueDepth()) })
+	metrics.RegisterGauge(reg, "meterd_ledger_file_size_bytes", "Size of the ledger file.",
+		func() float64 { return float64(l.FileSize()) })
+	metrics.RegisterDiskFree(reg, l.MinFreeBytes(), l.FreeBytes)
+	return nil
+}
+
+// openMeter loads plans and the meter's state from the ledger.
+func (m *Main) openMeter(ctx context.Context) error {
+	c := &m.Config
 	plans := meter.DefaultPlans()
 	if c.PlansFile != "" {
 		p, err := meter.LoadPlans(c.PlansFile)
@@ -106,30 +179,47 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--endpoint-patterns: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	mx := metrics.New(reg)
-	metrics.RegisterBuildInfo(reg, version)
-	l, err := ledger.Open(filepath.Join(c.DataDir, "meter.db"),
-		ledger.Options{NodeID: c.NodeID, QueueSize: c.QueueSize, Observer: mx})
-	if err != nil {
-		return err
-	}
-	m.ledger = l
-	metrics.RegisterGauge(reg, "meterd_ledger_queue_depth", "Writes waiting for the ledger writer.",
-		func() float64 { return float64(l.QueueDepth()) })
-	metrics.RegisterGauge(reg, "meterd_ledger_file_size_bytes", "Size of the ledger file.",
-		func() float64 { return float64(l.FileSize()) })
-	m.meter, err = meter.New(ctx, meter.Config{Store: l, Plans: plans, Async: c.Durability == "async",
+	m.meter, err = meter.New(ctx, meter.Config{Store: m.ledger, Plans: plans, Async: c.Durability == "async",
 		Folder: folder, MaxEndpoints: c.MaxEndpoints, MaxAccounts: c.MaxAccounts, MaxKeysPerAccount: c.MaxKeys})
-	if err != nil {
-		return err
+	return err
+}
+
+// openProxy builds the reverse proxy's server when --proxy-listen is set.
+func (m *Main) openProxy(mx *metrics.Metrics) error {
+	c := &m.Config
+	if c.ProxyListen == "" {
+		return nil
 	}
-	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
-		Logger: m.log, Observer: mx, Usage: l,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady}})
-	m.server = httpapi.NewHTTPServer(c.Listen, api.Handler(), m.log)
+	h, err := httpapi.NewProxy(httpapi.ProxyConfig{Meter: m.meter, Upstream: c.Upstream,
+		KeyHeader: c.ProxyKeyHeader, KeyQuery: c.ProxyKeyQuery, StripKey: c.ProxyStripKey,
+		Logger: m.log, Observer: mx})
+	if err != nil {
+		return fmt.Errorf("--upstream: %w", err)
+	}
+	m.proxy = httpapi.NewProxyServer(c.ProxyListen, h, m.log)
 	return nil
+}
+
+// goBackground runs fn until Close cancels it; Close waits for it before
+// the ledger closes.
+func (m *Main) goBackground(fn func(ctx context.Context)) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		fn(m.bgCtx)
+	}()
+}
+
+// startPruner prunes raw events past the retention window, never past the
+// export cursor while export is on.
+func (m *Main) startPruner() {
+	opts := ledger.PruneOptions{Retention: m.Config.Retention}
+	if m.exporter != nil {
+		opts.Cursors = []string{postgres.DefaultCursorName}
+	}
+	m.goBackground(func(ctx context.Context) {
+		m.ledger.RunPruner(ctx, m.Config.PruneInterval, opts, m.log)
+	})
 }
 
 // ledgerReady is ready while the writer's queue has room.
@@ -174,6 +264,23 @@ func (m *Main) Close() error {
 		}
 		cancel()
 		m.server = nil
+	}
+	if m.proxy != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := m.proxy.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("shutdown proxy: %w", err))
+		}
+		cancel()
+		m.proxy = nil
+	}
+	if m.bgCancel != nil {
+		m.bgCancel()
+		m.bg.Wait()
+		m.bgCancel = nil
+	}
+	if m.exporter != nil {
+		m.exporter.Close()
+		m.exporter = nil
 	}
 	if m.ledger != nil {
 		if err := m.ledger.Close(); err != nil {
