@@ -39,10 +39,36 @@ func (s *accountState) rollLocked(now time.Time) {
 	s.endpoints = nil // the cap is per period
 }
 
-// decideLocked checks and counts one call.
+// decideLocked checks and counts one call, and keeps the overview's
+// running totals in step when the call changes the account's share.
 func (s *accountState) decideLocked() (allowed, overage bool) {
+	if !s.shareMayMoveLocked() {
+		return s.checkAndCountLocked()
+	}
 	before := s.contributionLocked()
-	defer func() { s.totals.move(before, s.contributionLocked()) }()
+	allowed, overage = s.checkAndCountLocked()
+	s.totals.move(before, s.contributionLocked())
+	return allowed, overage
+}
+
+// shareMayMoveLocked reports whether the next decision can change the
+// account's contribution to the overview: only at the 80% line, past the
+// limit (overage cents, the first denial) — never for the bulk of calls,
+// which keeps the hot path free of that bookkeeping.
+func (s *accountState) shareMayMoveLocked() bool {
+	p := s.plan
+	if s.totals == nil || p.Unlimited() {
+		return false
+	}
+	if s.calls >= p.Limit {
+		return !p.Hard || s.denied == 0
+	}
+	line := p.Limit * NearLimitPercent
+	return (s.calls+1)*100 >= line && s.calls*100 < line
+}
+
+// checkAndCountLocked is the decision itself.
+func (s *accountState) checkAndCountLocked() (allowed, overage bool) {
 	if s.plan.Hard && !s.plan.Unlimited() && s.calls >= s.plan.Limit {
 		s.denied++
 		return false, false
