@@ -226,8 +226,8 @@ func TestServer_Backup_UnderLoad(t *testing.T) {
 			if !held[a.id] {
 				t.Errorf("call %s, acknowledged before the backup began, is not in it", a.id)
 			}
-		case a.at.After(ended) && held[a.id]:
-			t.Errorf("call %s, acknowledged after the backup ended, is in it", a.id)
+		// A call answered after the backup ended may still be in it: it
+		// can commit before the snapshot and be answered later.
 		case a.at.After(ended):
 			after++
 		}
