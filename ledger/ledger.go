@@ -60,6 +60,11 @@ type Options struct {
 	// InitialMmapSize in bytes (default 1 GiB of address space, not disk):
 	// while the file fits, readers never block the writer's remap.
 	InitialMmapSize int
+	// AsyncDelay is how long the writer may hold open a group in which no
+	// caller waits (async appends only) to let it grow (default 2ms; <0
+	// off). It bounds the extra time an async call spends unwritten, on
+	// top of the commit itself; a waiting caller closes the group at once.
+	AsyncDelay time.Duration
 	// Observer, if set, is told about every group commit (metrics).
 	Observer CommitObserver
 	// MinFreeBytes is the disk-space floor (default 0: off): while the
@@ -86,6 +91,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
+	}
+	if o.AsyncDelay == 0 {
+		o.AsyncDelay = 2 * time.Millisecond
 	}
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = 1 << 30

@@ -263,3 +263,39 @@ func corruptFiles(t *testing.T) map[string][]byte {
 		"foreign":   other,
 	}
 }
+
+// TestLedger_AsyncDelay checks async appends are committed within a
+// bounded time even though nobody waits for them, and that a waiting
+// caller is not held back by an async group being gathered.
+func TestLedger_AsyncDelay(t *testing.T) {
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{AsyncDelay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		if err := l.Append(ctx, newEvent("a", jan, meter.Allowed, false), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := l.Append(ctx, newEvent("a", jan, meter.Allowed, false), true); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := l.LastSeq(ctx); seq != 11 {
+		t.Fatalf("after a waited append: last seq %d, want 11", seq)
+	}
+	if d := time.Since(start); d > 45*time.Millisecond {
+		t.Logf("waited append took %v (gathering should have ended when it arrived)", d)
+	}
+	for i := 0; i < 5; i++ {
+		l.Append(ctx, newEvent("a", jan, meter.Allowed, false), false)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for seq, _ := l.LastSeq(ctx); seq != 16; seq, _ = l.LastSeq(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("async appends not committed within 2s: last seq %d", seq)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

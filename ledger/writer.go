@@ -91,6 +91,7 @@ func (l *Ledger) run() {
 		select {
 		case o := <-l.queue:
 			batch = l.linger(l.fill(append(batch[:0], o)), last)
+			batch = l.gather(batch)
 			last = len(batch)
 			l.commit(batch)
 		case <-l.quit:
@@ -116,6 +117,40 @@ func (l *Ledger) linger(batch []*op, last int) []*op {
 		batch = l.fill(batch)
 	}
 	return batch
+}
+
+// gather holds a group in which nobody waits (async appends only) open for
+// up to AsyncDelay, so async load commits in few large transactions
+// instead of many small fsyncs. A waiter arriving ends the wait at once.
+func (l *Ledger) gather(batch []*op) []*op {
+	if l.opts.AsyncDelay <= 0 || hasWaiter(batch) {
+		return batch
+	}
+	timer := time.NewTimer(l.opts.AsyncDelay)
+	defer timer.Stop()
+	for len(batch) < l.opts.MaxBatch {
+		select {
+		case o := <-l.queue:
+			batch = append(batch, o)
+			if o.done != nil {
+				return l.fill(batch)
+			}
+		case <-timer.C:
+			return l.fill(batch)
+		case <-l.quit:
+			return batch
+		}
+	}
+	return batch
+}
+
+func hasWaiter(batch []*op) bool {
+	for _, o := range batch {
+		if o.done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // fill adds whatever else is queued, up to MaxBatch, without waiting: the
