@@ -151,3 +151,32 @@ func TestHTTP_BillingDisabled(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP_OverviewBilledSplit: the admin overview splits the period's
+// overage revenue into what the done intents billed and what is still to
+// bill.
+func TestHTTP_OverviewBilledSplit(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("pro1", "pro", "cus_pro1")
+	f.calls("pro1", 10+5000)
+	f.sync()
+	api := httpapi.New(httpapi.Config{Meter: f.meter, AdminToken: adminToken, Usage: f.led, Billed: f.led,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	overview := func() (float64, float64, float64) {
+		t.Helper()
+		status, body := call(t, srv, "GET", "/api/admin/analytics/overview", adminToken)
+		if status != 200 {
+			t.Fatalf("overview: %d %v", status, body)
+		}
+		return body["overage_revenue_cents"].(float64), body["overage_billed_cents"].(float64), body["overage_unbilled_cents"].(float64)
+	}
+	if rev, billed, unbilled := overview(); rev != 500 || billed != 0 || unbilled != 500 {
+		t.Fatalf("before billing: revenue %v billed %v unbilled %v", rev, billed, unbilled)
+	}
+	f.run()
+	if rev, billed, unbilled := overview(); rev != 500 || billed != 500 || unbilled != 0 {
+		t.Fatalf("after billing: revenue %v billed %v unbilled %v", rev, billed, unbilled)
+	}
+}
