@@ -77,7 +77,8 @@ func classify(err error) *apiError {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := classify(err)
 	if ae.status >= 500 && ae.status != http.StatusServiceUnavailable {
-		s.log.ErrorContext(r.Context(), "request failed", "route", routeName(r), "error", err)
+		s.log.ErrorContext(r.Context(), "request failed", "route", routeName(r),
+			"request_id", RequestID(r.Context()), "error", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"time"
 
@@ -55,12 +58,52 @@ func (s *Server) instrumentNamed(name string, next http.Handler) http.Handler {
 
 func (s *Server) observe(route string, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	id := requestID(r)
+	w.Header().Set(HeaderRequestID, id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	sw := &statusWriter{ResponseWriter: w}
 	next.ServeHTTP(sw, r)
 	if sw.code == 0 {
 		sw.code = http.StatusOK
 	}
 	s.obs.ObserveRequest(route, r.Method, sw.code, time.Since(start))
+}
+
+// HeaderRequestID carries the request id: taken from the client when it
+// sends a sane one, generated otherwise, echoed on every answer and logged
+// with every error.
+const HeaderRequestID = "X-Request-Id"
+
+type requestIDKey struct{}
+
+// RequestID returns the request id stored in ctx ("" if none).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
+		return id
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID accepts 1-64 characters of [A-Za-z0-9._-], so a client
+// cannot inject text into logs through it.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // limitHeaders answers 431 with a JSON body when headers exceed the
