@@ -117,34 +117,18 @@ func (s *Server) callTotals(r *http.Request, now time.Time) (callTotals, error) 
 	return t, nil
 }
 
-// userRow is one account of GET /api/admin/analytics/users. Limit and
-// Remaining are null on unlimited plans.
+// userRow is one account of GET /api/admin/analytics/users: its current
+// usage (the fields of /api/usage/current) with who it is.
 type userRow struct {
-	AccountID        string  `json:"account_id"`
-	Name             string  `json:"name"`
-	Email            string  `json:"email"`
-	Plan             string  `json:"plan"`
-	APICalls         int64   `json:"api_calls"`
-	Limit            *int64  `json:"limit"`
-	Remaining        *int64  `json:"remaining"`
-	UsagePercentage  float64 `json:"usage_percentage"`
-	OverageCalls     int64   `json:"overage_calls"`
-	OverageCostCents int64   `json:"overage_cost_cents"`
-	DeniedCalls      int64   `json:"denied_calls"`
-	LastCallAt       *string `json:"last_call_at"`
-	CreatedAt        string  `json:"created_at"`
-	PeriodStart      string  `json:"period_start"`
-	PeriodEnd        string  `json:"period_end"`
+	currentUsage
+	Name      string `json:"name"`
+	Email     string `json:"email"`
+	CreatedAt string `json:"created_at"`
 }
 
 func newUserRow(q meter.Quota) userRow {
-	u := newCurrentUsage(q)
-	return userRow{AccountID: q.Account.ID, Name: q.Account.Name, Email: q.Account.Email,
-		Plan: u.Plan, APICalls: u.APICalls, Limit: u.Limit, Remaining: u.Remaining,
-		UsagePercentage: u.UsagePercentage, OverageCalls: u.OverageCalls,
-		OverageCostCents: u.OverageCostCents, DeniedCalls: u.DeniedCalls, LastCallAt: u.LastCallAt,
-		CreatedAt: q.Account.CreatedAt.Format(time.RFC3339Nano), PeriodStart: u.PeriodStart,
-		PeriodEnd: u.PeriodEnd}
+	return userRow{currentUsage: newCurrentUsage(q), Name: q.Account.Name, Email: q.Account.Email,
+		CreatedAt: q.Account.CreatedAt.Format(time.RFC3339Nano)}
 }
 
 // usersBody is the body of GET /api/admin/analytics/users; NextCursor is

@@ -123,7 +123,7 @@ func seedAnalyticsBench(b *testing.B) *anServer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
-	clock := &anClock{now: benchToday.Add(13 * time.Hour)}
+	clock := &testClock{now: benchToday.Add(13 * time.Hour)}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

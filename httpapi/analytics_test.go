@@ -28,30 +28,6 @@ import (
 
 const anAdminToken = "mat_analytics-admin-token-5d1e7c"
 
-// anClock is the meter's injected clock.
-type anClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *anClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *anClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
-func (c *anClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // anOptions shape an anServer; zero values are the production defaults.
 type anOptions struct {
 	plans    string // plans file text ("" = default plans)
@@ -64,7 +40,7 @@ type anOptions struct {
 // on 127.0.0.1.
 type anServer struct {
 	tb     testing.TB
-	clock  *anClock
+	clock  *testClock
 	ledger *ledger.Ledger
 	meter  *meter.Meter
 	http   *httptest.Server
@@ -91,7 +67,7 @@ func mustOpenAnServer(tb testing.TB, start time.Time, o anOptions) *anServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	clock := &anClock{now: start}
+	clock := &testClock{now: start}
 	m, err := meter.New(context.Background(), meter.Config{Store: l, Plans: plans, Now: clock.Now,
 		Async: o.async, Folder: folder})
 	if err != nil {

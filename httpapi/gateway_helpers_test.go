@@ -5,7 +5,6 @@ package httpapi_test
 // does not depend on the shared helpers changing under it.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -43,7 +42,7 @@ type gwServer struct {
 	Meter  *meter.Meter
 	HTTP   *httptest.Server
 	Client *http.Client
-	Logs   *gwLogs
+	Logs   *logBuffer
 }
 
 // gwOptions change how mustGWServer builds a server.
@@ -73,7 +72,7 @@ func mustGWServer(tb testing.TB, o gwOptions) *gwServer {
 		l.Close()
 		tb.Fatalf("new meter: %v", err)
 	}
-	logs := &gwLogs{}
+	logs := &logBuffer{}
 	api := httpapi.New(httpapi.Config{Meter: m, AdminToken: gwAdminToken, ServiceToken: o.serviceToken,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Usage: l})
 	s := &gwServer{tb: tb, Ledger: l, Meter: m, HTTP: httptest.NewServer(api.Handler()), Logs: logs,
@@ -91,24 +90,6 @@ func mustGWServer(tb testing.TB, o gwOptions) *gwServer {
 // gwClient is a keep-alive client with a bounded round trip.
 func gwClient() *http.Client {
 	return &http.Client{Timeout: gwTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-}
-
-// gwLogs collects slog output from request goroutines.
-type gwLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *gwLogs) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *gwLogs) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // mustAccountKey creates an account on plan and returns a key for it.

@@ -143,6 +143,5 @@ func setRateLimitHeaders(h http.Header, res meter.Result, now time.Time) {
 }
 
 func retryAfter(reset, now time.Time) int64 {
-	secs := int64(math.Ceil(reset.Sub(now).Seconds()))
-	return max(secs, 1)
+	return max(secondsUntil(reset, now), 1)
 }

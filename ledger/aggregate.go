@@ -157,10 +157,12 @@ func usageOf[K comparable](m map[K]*meter.Usage, k K) *meter.Usage {
 	return u
 }
 
-// keyed is one stored record to merge a delta into.
+// keyed is one stored record to merge a delta into: usage for aggregates,
+// counter for period counters.
 type keyed struct {
-	key   []byte
-	usage *meter.Usage
+	key     []byte
+	usage   *meter.Usage
+	counter *meter.Counter
 }
 
 // apply merges the deltas into the stored records, in key order (bbolt
@@ -172,15 +174,15 @@ func (d *deltas) apply(tx *bolt.Tx) error {
 	}
 	daily := make([]keyed, 0, len(d.daily))
 	for k, u := range d.daily {
-		daily = append(daily, keyed{dailyKey(k.account, k.day, k.endpoint, k.method), u})
+		daily = append(daily, keyed{key: dailyKey(k.account, k.day, k.endpoint, k.method), usage: u})
 	}
 	acct := make([]keyed, 0, len(d.acct))
 	for k, u := range d.acct {
-		acct = append(acct, keyed{dailyAcctKey(k.account, k.day), u})
+		acct = append(acct, keyed{key: dailyAcctKey(k.account, k.day), usage: u})
 	}
 	total := make([]keyed, 0, len(d.total))
 	for day, u := range d.total {
-		total = append(total, keyed{binary.BigEndian.AppendUint32(nil, day), u})
+		total = append(total, keyed{key: binary.BigEndian.AppendUint32(nil, day), usage: u})
 	}
 	for _, set := range []struct {
 		b    []byte
@@ -195,15 +197,12 @@ func (d *deltas) apply(tx *bolt.Tx) error {
 
 func (d *deltas) applyCounters(b *bolt.Bucket) error {
 	recs := make([]keyed, 0, len(d.counters))
-	byKey := make(map[string]*meter.Counter, len(d.counters))
 	for _, c := range d.counters {
-		k := counterKey(c.AccountID, c.PeriodStart)
-		recs = append(recs, keyed{key: k})
-		byKey[string(k)] = c
+		recs = append(recs, keyed{key: counterKey(c.AccountID, c.PeriodStart), counter: c})
 	}
 	sortKeyed(recs)
 	for _, r := range recs {
-		delta := byKey[string(r.key)]
+		delta := r.counter
 		cur := decodeCounter(delta.AccountID, delta.PeriodStart, b.Get(r.key))
 		cur.Calls += delta.Calls
 		cur.Overage += delta.Overage

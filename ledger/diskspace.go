@@ -18,12 +18,12 @@ import (
 // resume by themselves once space returns. Reads are not affected.
 var ErrDiskFull = meter.ErrDiskFull
 
-// diskProbeEvery bounds how often the free-space probe runs: the writer
-// checks before every group commit, and a statfs per commit is waste.
+// diskProbeEvery bounds how often the free-space probe runs: every write
+// is checked before it is queued, and a statfs per write is waste.
 const diskProbeEvery = time.Second
 
-// diskProbe caches the last free-space reading. Readers (the writer before
-// each commit, metrics scrapes) take the cached reading without locking;
+// diskProbe caches the last free-space reading. Readers (every write
+// before it is queued, metrics scrapes) take the cached reading without locking;
 // a stale one is refreshed by one caller at a time.
 type diskProbe struct {
 	last atomic.Pointer[diskReading]

@@ -92,13 +92,8 @@ func (m *Meter) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := m.now().UTC()
-	for _, a := range accounts {
-		st, err := m.loadAccount(ctx, a, now)
-		if err != nil {
-			return err
-		}
-		m.accounts[a.ID] = st
+	if err := m.loadAccounts(ctx, accounts); err != nil {
+		return err
 	}
 	keys, err := m.store.Keys(ctx)
 	if err != nil {
@@ -114,19 +109,31 @@ func (m *Meter) load(ctx context.Context) error {
 	return nil
 }
 
-func (m *Meter) loadAccount(ctx context.Context, a Account, now time.Time) (*accountState, error) {
-	plan, ok := m.plans.Get(a.Plan)
-	if !ok {
-		return nil, fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
+// loadAccounts builds every account's state in its current period, with
+// the counters read in one go.
+func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
+	now := m.now().UTC()
+	states := make([]*accountState, len(accounts))
+	keys := make([]CounterKey, len(accounts))
+	for i, a := range accounts {
+		plan, ok := m.plans.Get(a.Plan)
+		if !ok {
+			return fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
+		}
+		states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals}
+		keys[i] = CounterKey{AccountID: a.ID, PeriodStart: states[i].period.Start}
 	}
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals}
-	c, err := m.store.Counter(ctx, a.ID, st.period.Start)
+	counters, err := m.store.PeriodCounters(ctx, keys)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
-	m.totals.move(contribution{}, st.contributionLocked())
-	return st, nil
+	for i, st := range states {
+		c := counters[i]
+		st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+		m.totals.move(contribution{}, st.contributionLocked())
+		m.accounts[st.acct.ID] = st
+	}
+	return nil
 }
 
 // Plans returns the configured plans.

@@ -18,6 +18,12 @@ type Counter struct {
 	LastCallAt time.Time
 }
 
+// CounterKey names one account's counter for one period.
+type CounterKey struct {
+	AccountID   string
+	PeriodStart time.Time
+}
+
 // IdempotencyRecord is what the ledger remembers of a call that carried an
 // idempotency id, so a retry gets the first answer back.
 type IdempotencyRecord struct {
@@ -40,9 +46,10 @@ type Store interface {
 	// start (O(accounts)).
 	Accounts(ctx context.Context) ([]Account, error)
 	Keys(ctx context.Context) ([]APIKey, error)
-	// Counter returns the stored counter for one account and period (zero
-	// if none).
-	Counter(ctx context.Context, accountID string, periodStart time.Time) (Counter, error)
+	// PeriodCounters returns the stored counter of each account and
+	// period in keys (zero where none), read together: the meter loads
+	// every account's current counter with one call at start.
+	PeriodCounters(ctx context.Context, keys []CounterKey) ([]Counter, error)
 	// Idempotency looks up a call id previously recorded for the account.
 	Idempotency(ctx context.Context, accountID, id string) (IdempotencyRecord, bool, error)
 	// PutAccount and PutKey create or replace a record durably.
