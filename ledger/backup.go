@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -68,22 +69,59 @@ type RestoreOptions struct {
 	// Force replaces an existing ledger, which is kept beside it as
 	// meter.db.pre-restore-<UTC time>.
 	Force bool
+	// Now is the restore's clock (default time.Now), recorded as the
+	// ledger's RestoredAt.
+	Now func() time.Time
+	// StepFn, if set, is called after each step of the install
+	// (RestoreStaged, RestoreKept, RestoreInstalled): fault tests stop or
+	// kill the process there.
+	StepFn func(step string)
 }
+
+// The steps of Restore, in order, as StepFn sees them.
+const (
+	// RestoreStaged: the backup is copied beside the ledger, synced,
+	// checked and stamped with its new epoch; nothing is replaced yet.
+	RestoreStaged = "staged"
+	// RestoreKept: the old ledger also has its pre-restore name (a hard
+	// link); meter.db is still the old ledger.
+	RestoreKept = "kept"
+	// RestoreInstalled: meter.db is the restored ledger.
+	RestoreInstalled = "installed"
+)
+
+// ErrInterruptedRestore: the ledger file is missing while a restore's
+// staged copy or a pre-restore ledger sits beside it, so opening would
+// create an empty ledger in place of the real one.
+var ErrInterruptedRestore = errors.New("the ledger file is missing but a restore left files beside it")
 
 // Restore installs the backup at backupPath as the ledger of dataDir
 // (dataDir/meter.db). meterd must not be running on dataDir: a ledger held
 // open by a process fails with ErrInUse.
 //
-// The backup is copied next to the target, fsynced, and opened as a
-// ledger before anything is replaced: a file that is not a meterd ledger,
-// or is damaged, fails with ErrCorrupt and leaves dataDir as it was. The
-// copy then takes the target's name in one atomic rename. An existing
-// ledger fails with ErrLedgerExists unless opts.Force is set.
+// The backup is copied next to the target, fsynced, opened as a ledger,
+// and stamped with a new epoch (epoch.go) before anything is replaced: a
+// file that is not a meterd ledger, or is damaged, fails with ErrCorrupt
+// and leaves dataDir as it was. An existing ledger (replaced only with
+// opts.Force, else ErrLedgerExists) first gets a second name,
+// meter.db.pre-restore-<time>, by a hard link; then the copy takes the
+// target's name in one rename, which replaces the old name atomically.
+// At every moment meter.db is either the old ledger or the restored one,
+// so a crash at any point leaves a ledger that serve can open.
 func Restore(ctx context.Context, backupPath, dataDir string, opts RestoreOptions) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	unlockDir, err := lockDir(dataDir)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer unlockDir()
 	target := filepath.Join(dataDir, FileName)
+	floor, err := replacedEpoch(target)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	unlock, exists, err := lockExisting(target)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -92,15 +130,47 @@ func Restore(ctx context.Context, backupPath, dataDir string, opts RestoreOption
 	if exists && !opts.Force {
 		return fmt.Errorf("restore: %s: %w (use force to replace it)", target, ErrLedgerExists)
 	}
+	if err := removeStaged(dataDir); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	tmp, err := stageCopy(ctx, backupPath, dataDir)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := install(tmp, target, exists); err != nil {
+	if err := install(tmp, target, exists, floor, opts); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
+}
+
+// replacedEpoch is the epoch of the ledger a restore replaces, so the
+// restored one takes a higher one even when the backup predates an
+// earlier restore. A damaged ledger's epoch is unknown: 0.
+func replacedEpoch(target string) (uint64, error) {
+	if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	e, err := FileEpoch(target)
+	if errors.Is(err, ErrInUse) {
+		return 0, err
+	}
+	return e, nil
+}
+
+// lockDir takes an exclusive lock on the data directory for the length of
+// a restore: two restores into one directory would trip over each other's
+// staged files.
+func lockDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%s: another restore is running", dir)
+	}
+	return func() { d.Close() }, nil
 }
 
 // lockExisting takes the same exclusive lock bbolt takes on an open
@@ -121,6 +191,60 @@ func lockExisting(path string) (unlock func(), exists bool, err error) {
 	return func() { f.Close() }, true, nil
 }
 
+// stagedPrefix and keptPrefix name the files a restore leaves beside the
+// ledger: a staged copy (garbage once a restore is over) and the replaced
+// ledger.
+const (
+	stagedPrefix = FileName + ".restore-"
+	keptPrefix   = FileName + ".pre-restore-"
+)
+
+// removeStaged deletes staged copies left by restores that were killed:
+// the caller holds the directory lock, so none of them is in use.
+func removeStaged(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), stagedPrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkInterruptedRestore is Open's guard for a missing ledger file: if a
+// restore's files sit beside it, creating a fresh ledger would hide the
+// real one, so it fails with ErrInterruptedRestore and says what to do.
+func checkInterruptedRestore(path string) error {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil // the directory is missing too: a first start
+	}
+	base := filepath.Base(path)
+	var staged, kept []string
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case strings.HasPrefix(name, base+".restore-"):
+			staged = append(staged, name)
+		case strings.HasPrefix(name, base+".pre-restore-"):
+			kept = append(kept, name)
+		}
+	}
+	switch {
+	case len(kept) > 0:
+		return fmt.Errorf("open %s: %w: %s holds the ledger as it was before a restore; rename it to %s to go on with it, or run `meterd restore --from <backup>` again",
+			path, ErrInterruptedRestore, kept[len(kept)-1], base)
+	case len(staged) > 0:
+		return fmt.Errorf("open %s: %w: %s is an unfinished restore; run `meterd restore --from <backup>` again (it removes the leftover), or delete it to start an empty ledger",
+			path, ErrInterruptedRestore, staged[0])
+	}
+	return nil
+}
+
 // stageCopy copies the backup into dir under a temporary name, syncs it,
 // and checks that it opens as a meterd ledger. It returns the copy's path.
 func stageCopy(ctx context.Context, backupPath, dir string) (string, error) {
@@ -128,7 +252,7 @@ func stageCopy(ctx context.Context, backupPath, dir string) (string, error) {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", err
 	}
-	tmp := filepath.Join(dir, FileName+".restore-"+hex.EncodeToString(rnd[:]))
+	tmp := filepath.Join(dir, stagedPrefix+hex.EncodeToString(rnd[:]))
 	if err := copyFile(ctx, backupPath, tmp); err != nil {
 		os.Remove(tmp)
 		return "", err
@@ -179,22 +303,54 @@ func copyFile(ctx context.Context, from, to string) error {
 	return dst.Close()
 }
 
-// install renames tmp to target, first moving an existing target aside,
-// and syncs the directory so the renames survive a crash.
-func install(tmp, target string, exists bool) error {
-	if exists {
-		aside := target + ".pre-restore-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Rename(target, aside); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, target); err != nil {
-			os.Rename(aside, target)
-			return err
-		}
-	} else if err := os.Rename(tmp, target); err != nil {
+// install stamps the staged copy tmp with its epoch, gives an existing
+// target its pre-restore name by a hard link, then renames tmp over
+// target, syncing the directory after each step. The link comes first so
+// that the old ledger is never without a name; the rename replaces
+// target's name in one step, so it never names nothing.
+func install(tmp, target string, exists bool, floor uint64, opts RestoreOptions) error {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	step := func(string) {}
+	if opts.StepFn != nil {
+		step = opts.StepFn
+	}
+	at := now().UTC()
+	if _, err := stampRestore(tmp, floor, at); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(target))
+	dir := filepath.Dir(target)
+	step(RestoreStaged)
+	if exists {
+		if err := keepOld(target, at); err != nil {
+			return err
+		}
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+		step(RestoreKept)
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return err
+	}
+	step(RestoreInstalled)
+	return syncDir(dir)
+}
+
+// keepOld gives the ledger at target a second name,
+// meter.db.pre-restore-<time>, picking a free one.
+func keepOld(target string, at time.Time) error {
+	base := target + ".pre-restore-" + at.Format("20060102T150405Z")
+	name := base
+	for i := 2; ; i++ {
+		err := os.Link(target, name)
+		if !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
 }
 
 func syncDir(dir string) error {

@@ -59,8 +59,12 @@ func TestLedger_Backup(t *testing.T) {
 		}
 		r := mustOpenAt(t, filepath.Join(dir, ledger.FileName))
 		rep := mustVerify(t, r)
-		if !rep.OK || rep.Events != 14 || rep.LastSeq != 14 || rep.Accounts != 2 || r.NodeID() != l.NodeID() {
-			t.Fatalf("restored: node %q, %+v", r.NodeID(), rep)
+		if !rep.OK || rep.Events != 14 || rep.LastSeq != 14 || rep.Accounts != 2 {
+			t.Fatalf("restored: %+v", rep)
+		}
+		// A new epoch, and a node id of its own (epoch.go).
+		if r.Epoch() != 1 || l.Epoch() != 0 || !strings.HasPrefix(r.NodeID(), l.NodeID()+".e1.") {
+			t.Fatalf("restored: epoch %d (original %d), node %q (original %q)", r.Epoch(), l.Epoch(), r.NodeID(), l.NodeID())
 		}
 		for _, acct := range []string{"a", "b"} {
 			want, _ := l.Counter(ctx, acct, verifyMarch)
@@ -73,6 +77,11 @@ func TestLedger_Backup(t *testing.T) {
 		ev := verifyEvent("a", verifyMarch.Add(72*time.Hour), "/v1/things", meter.Allowed, false, 200)
 		if err := r.Append(ctx, ev, true); err != nil || ev.Seq != 15 {
 			t.Fatalf("append after restore: seq %d, %v", ev.Seq, err)
+		}
+		// The original's 15th event has the same sequence, not the same id.
+		orig := verifyEvent("a", verifyMarch.Add(72*time.Hour), "/v1/things", meter.Allowed, false, 200)
+		if err := l.Append(ctx, orig, true); err != nil || orig.Seq != 15 || orig.ID() == ev.ID() {
+			t.Fatalf("original %q (seq %d), restored %q: %v", orig.ID(), orig.Seq, ev.ID(), err)
 		}
 	})
 	t.Run("snapshot does not block writes", func(t *testing.T) {

@@ -27,7 +27,7 @@ const (
 func precheck(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return checkInterruptedRestore(path)
 	}
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)

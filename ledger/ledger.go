@@ -180,7 +180,7 @@ func (l *Ledger) init(nodeID string) error {
 		if err != nil {
 			return err
 		}
-		l.node = node
+		l.node = epochNode(meta, node)
 		l.lastSeq.Store(getUint64(meta.Get([]byte("last_seq"))))
 		return nil
 	})
@@ -229,7 +229,8 @@ func resolveNode(meta *bolt.Bucket, want string) (string, error) {
 	return want, nil
 }
 
-// NodeID is the node id stamped on events.
+// NodeID is the node id stamped on events: for a restored ledger, the
+// stored or configured id with its epoch suffix (epoch.go).
 func (l *Ledger) NodeID() string { return l.node }
 
 // Path is the ledger file's path.

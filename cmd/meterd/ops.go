@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/meterd/meterd/ledger"
@@ -60,10 +62,14 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	if err := ledger.Restore(ctx, *from, *dataDir, ledger.RestoreOptions{Force: *force}); err != nil {
+	if err := ledger.Restore(ctx, *from, *dataDir, restoreOptions(*force)); err != nil {
 		return err
 	}
 	path := filepath.Join(*dataDir, ledger.FileName)
+	epoch, err := ledger.FileEpoch(path)
+	if err != nil {
+		return fmt.Errorf("restored %s, but cannot read it back: %w", path, err)
+	}
 	rep, err := ledger.VerifyFile(ctx, path)
 	if err != nil {
 		return fmt.Errorf("restored %s, but cannot verify it: %w", path, err)
@@ -72,9 +78,27 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		writeReport(stdout, rep)
 		return fmt.Errorf("restored %s, but verify found %d problems", path, len(rep.Problems)+rep.MoreProblems)
 	}
-	fmt.Fprintf(stdout, "restored %s into %s: %d accounts, %d events (sequences %d..%d); verify ok\n",
-		*from, path, rep.Accounts, rep.Events, rep.FirstSeq, rep.LastSeq)
+	fmt.Fprintf(stdout, "restored %s into %s: %d accounts, %d events (sequences %d..%d); verify ok; epoch %d\n",
+		*from, path, rep.Accounts, rep.Events, rep.FirstSeq, rep.LastSeq, epoch)
 	return nil
+}
+
+// restoreKillEnv names a restore step (ledger.RestoreStaged, RestoreKept,
+// RestoreInstalled) after which `meterd restore` SIGKILLs itself: the
+// crash tests use it to stop exactly between two steps. Never set it in
+// production.
+const restoreKillEnv = "METER_TEST_RESTORE_KILL_AFTER"
+
+func restoreOptions(force bool) ledger.RestoreOptions {
+	opts := ledger.RestoreOptions{Force: force}
+	if step := os.Getenv(restoreKillEnv); step != "" {
+		opts.StepFn = func(s string) {
+			if s == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
+	return opts
 }
 
 // runHealth is `meterd health`, the container's HEALTHCHECK: it succeeds
