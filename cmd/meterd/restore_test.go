@@ -3,7 +3,10 @@ package main_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
 )
@@ -188,4 +192,116 @@ func TestRestore_KillNine(t *testing.T) {
 			t.Fatalf("serve has %q", got)
 		}
 	})
+}
+
+// trackN sends n tracks of key from 8 clients and fails on any non-200.
+func trackN(t *testing.T, base, key string, n int) {
+	t.Helper()
+	errc := make(chan error, 8)
+	for c := range 8 {
+		go func() {
+			for i := c; i < n; i += 8 {
+				body := `{"api_key":"` + key + `","endpoint":"/v1/orders","method":"POST","status":201}`
+				resp, err := http.Post(base+"/v1/track", "application/json", strings.NewReader(body))
+				if err != nil {
+					errc <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errc <- fmt.Errorf("track: %d", resp.StatusCode)
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitRows waits until Postgres holds want call rows of account.
+func waitRows(t *testing.T, conn *pgx.Conn, account string, want int64) {
+	t.Helper()
+	var rows int64
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM eco_api_usage WHERE account_id = $1", account).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if rows >= want {
+			return
+		}
+	}
+	t.Fatalf("postgres holds %d rows of %s, want %d", rows, account, want)
+}
+
+func stopServe(t *testing.T, p *proc) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.waitExit(t, 30*time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, p.stderr)
+	}
+}
+
+// TestRestore_ExportsEveryCallAfterRestore: backup, 2,000 calls exported,
+// restore of the backup, 2,000 more calls: Postgres holds all 4,000 under
+// 4,000 distinct ids (before the epoch, the restored ledger reused the ids
+// of the first 2,000 and Postgres dropped the new calls), and the
+// restored ledger verifies.
+func TestRestore_ExportsEveryCallAfterRestore(t *testing.T) {
+	dbURL := mustSchema(t)
+	runCmd(t, "migrate", "--database-url", dbURL)
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	dir := t.TempDir()
+	exportFlags := []string{"--database-url", dbURL, "--export-interval", "100ms"}
+
+	p := startServe(t, dir, exportFlags...)
+	p.waitReady(t)
+	key := setupAccount(t, p, "acme", "pro")
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	req, _ := http.NewRequest("GET", p.base+"/api/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("backup: %v %v", resp, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || os.WriteFile(backup, b, 0o600) != nil {
+		t.Fatalf("backup body: %v", err)
+	}
+	trackN(t, p.base, key, 2000)
+	waitRows(t, conn, "acme", 2000)
+	stopServe(t, p)
+
+	if out, errOut, code := runOps(t, "restore", "--force", "--from", backup, "--data-dir", dir); code != 0 || !strings.Contains(out, "epoch 1") {
+		t.Fatalf("restore: exit %d %q %q", code, out, errOut)
+	}
+	p = startServe(t, dir, exportFlags...)
+	p.waitReady(t)
+	trackN(t, p.base, key, 2000)
+	waitRows(t, conn, "acme", 4000)
+	stopServe(t, p)
+
+	var rows, ids, nodes int64
+	if err := conn.QueryRow(context.Background(),
+		`SELECT count(*), count(DISTINCT event_id), count(DISTINCT split_part(event_id, '-', 1))
+		FROM eco_api_usage WHERE account_id = 'acme'`).Scan(&rows, &ids, &nodes); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 4000 || ids != 4000 || nodes != 2 {
+		t.Fatalf("postgres holds %d rows, %d distinct ids, %d node ids; want 4000, 4000, 2", rows, ids, nodes)
+	}
+	out, errOut, code := runOps(t, "verify", "--data-dir", dir)
+	if rep := decodeReport(t, out); code != 0 || !rep.OK || rep.Events != 2000 {
+		t.Fatalf("verify of the restored ledger: exit %d %+v %q", code, rep, errOut)
+	}
 }
