@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+
+	"github.com/meterd/meterd/meter"
 )
 
 // tokenHash holds a token's SHA-256: comparing fixed-size hashes in
@@ -66,4 +68,20 @@ func (s *Server) apiKeyFrom(r *http.Request) string {
 		return ""
 	}
 	return t
+}
+
+// errAccountIDNeedsService refuses a call that names its account by
+// account_id while no service token is configured: anyone who reached the
+// port could otherwise meter against any account.
+var errAccountIDNeedsService = newError(http.StatusUnauthorized, "service_token_required",
+	"account_id is accepted only with the service token (METER_SERVICE_TOKEN); without one, send the account's API key")
+
+// checkAccountID lets a call name its account by account_id only when a
+// service token guards the route (requireService has then checked it).
+// A call that also carries an API key is metered by the key.
+func (s *Server) checkAccountID(c meter.Call) error {
+	if c.AccountID != "" && c.APIKey == "" && !s.hasService {
+		return errAccountIDNeedsService
+	}
+	return nil
 }

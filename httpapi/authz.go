@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/meterd/meterd/meter"
 )
 
 // registerGatewayRoutes adds forward auth and batch events.
@@ -78,7 +79,12 @@ func (s *Server) handleAuthz(g *gate) http.HandlerFunc {
 				key = u.Query().Get(authzKeyQuery)
 			}
 		}
-		resv := g.decide(w, r, key, target, method)
+		call := meter.Call{APIKey: key, AccountID: authzAccount(r), Endpoint: target, Method: method}
+		if err := s.checkAccountID(call); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		resv := g.decide(w, r, call)
 		if resv == nil {
 			return
 		}
@@ -121,6 +127,17 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// authzAccount is the account a gateway names with ?account_id= on the
+// bare /v1/authz (accepted only with the service token): for gateways
+// that authenticate clients themselves. Below /v1/authz the query is the
+// client's, and a client never names its own account.
+func authzAccount(r *http.Request) string {
+	if r.URL.Path != "/v1/authz" {
+		return ""
+	}
+	return r.URL.Query().Get("account_id")
 }
 
 // denyStatus is 403 when the gateway asked for it (nginx), else 429. Only

@@ -90,7 +90,7 @@ func trackBadCases(key, revokedKey string) []badCase {
 		{"key of 10 KB", track(withKey(long)), 401, "invalid_api_key"},
 		{"header key of 10 KB", request{Method: http.MethodPost, Path: "/v1/track",
 			Body: `{"endpoint":"/v1/x","method":"GET"}`, Header: map[string]string{"X-API-Key": long}}, 401, "invalid_api_key"},
-		{"unknown account", track(`{"account_id":"acct_nobody","endpoint":"/v1/x","method":"GET"}`), 404, "account_not_found"},
+		{"account_id without the service token", track(`{"account_id":"acct_bad","endpoint":"/v1/x","method":"GET"}`), 401, "service_token_required"},
 		{"body over 1 MiB", track(`{"api_key":"` + key + `","endpoint":"/v1/x","method":"GET","id":"` +
 			strings.Repeat("b", 1<<20) + `"}`), 413, "body_too_large"},
 		{"headers of 40 KB", request{Method: http.MethodPost, Path: "/v1/track", Body: valid,

@@ -71,6 +71,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			resp.reject(i, c.ID, err)
 			continue
 		}
+		// An account_id without the service token refuses the whole
+		// batch, not just the event: it is a credential problem.
+		if err := s.checkAccountID(c.Call); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		calls, index = append(calls, c), append(index, i)
 	}
 	outs, err := s.meter.RecordBatch(r.Context(), calls)

@@ -78,7 +78,8 @@ func TestEvents_TenThousandResentOnce(t *testing.T) {
 
 func TestEvents_MixedBatch(t *testing.T) {
 	t.Parallel()
-	s := mustGWServer(t, gwOptions{})
+	// The service token lets event 10 name its account by account_id.
+	s := mustGWServer(t, gwOptions{serviceToken: "svc-mixed"})
 	key := s.mustAccountKey("acct_mixed", "pro")
 	other := s.mustAccountKey("acct_other", "free")
 	ok := func(id string) map[string]any { return map[string]any{"id": id, "endpoint": "/v1/x", "method": "GET"} }
@@ -99,7 +100,7 @@ func TestEvents_MixedBatch(t *testing.T) {
 	}
 	delete(events[10], "api_key")
 	body := strings.Replace(eventsBody(t, events), `"events":[`, `"events":[42,`, 1) // index 0: not an object
-	resp, out := s.postEvents(body, map[string]string{"X-API-Key": key})
+	resp, out := s.postEvents(body, map[string]string{"X-API-Key": key, "Authorization": "Bearer svc-mixed"})
 	if resp.Status != http.StatusOK {
 		t.Fatalf("status %d %s", resp.Status, resp.Body)
 	}

@@ -41,11 +41,15 @@ func ExampleServer() {
 	if _, err := m.CreateAccount(ctx, meter.Account{ID: "acct_example", Name: "Example", Plan: "free"}); err != nil {
 		log.Fatal(err)
 	}
-	srv := httpapi.New(httpapi.Config{Meter: m, AdminToken: "change-me", Usage: l})
+	// Naming the account by account_id needs the service token; without
+	// one, only the account's API keys meter.
+	srv := httpapi.New(httpapi.Config{Meter: m, AdminToken: "change-me", ServiceToken: "change-me-too", Usage: l})
 
 	body := `{"account_id":"acct_example","endpoint":"/v1/users/42","method":"GET","latency_ms":12}`
+	req := httptest.NewRequest(http.MethodPost, "/v1/track", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer change-me-too")
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/track", strings.NewReader(body)))
+	srv.Handler().ServeHTTP(rec, req)
 
 	var answer struct {
 		Allowed   bool   `json:"allowed"`

@@ -124,7 +124,7 @@ func DecisionFrom(ctx context.Context) (meter.Result, bool) {
 // 503) and returns nil.
 func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *gatedCall) {
 	key, src := g.findKey(r)
-	resv := g.decide(w, r, key, g.endpoint(r), r.Method)
+	resv := g.decide(w, r, meter.Call{APIKey: key, Endpoint: g.endpoint(r), Method: r.Method})
 	if resv == nil {
 		return nil, nil
 	}
@@ -138,13 +138,13 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *ga
 
 // decide reserves the call; on an error it answers and returns nil. A
 // denied call comes back already recorded.
-func (g *gate) decide(w http.ResponseWriter, r *http.Request, key, endpoint, method string) *meter.Reservation {
-	if key == "" {
+func (g *gate) decide(w http.ResponseWriter, r *http.Request, c meter.Call) *meter.Reservation {
+	if c.APIKey == "" && c.AccountID == "" {
 		g.writeError(w, r, errUnauthorized)
 		return nil
 	}
 	start := time.Now()
-	resv, err := g.meter.Reserve(r.Context(), meter.Call{APIKey: key, Endpoint: endpoint, Method: method})
+	resv, err := g.meter.Reserve(r.Context(), c)
 	if err != nil {
 		g.writeError(w, r, err)
 		return nil

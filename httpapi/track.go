@@ -88,6 +88,9 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call, err := req.call(s.apiKeyFrom(r))
+	if err == nil {
+		err = s.checkAccountID(call)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -70,14 +70,14 @@ func TestBill(t *testing.T) {
 	}
 	stripe := newStripeStandIn(t)
 	p := startServe(t, dir, "--plans", plans, "--stripe-secret-key", "sk_test_bill", "--stripe-api-base", stripe.srv.URL,
-		"--cron-secret", "cron-test-secret")
+		"--cron-secret", "cron-test-secret", "--service-token", "svc-bill-test")
 	p.waitReady(t)
 	if code := do(t, "POST", p.base+"/api/admin/accounts", adminToken,
 		map[string]string{"id": "pro1", "name": "Pro One", "plan": "pro", "stripe_customer_id": "cus_bill"}, nil); code != 201 {
 		t.Fatalf("create account: %d", code)
 	}
 	for range 10 + 50 {
-		if code := do(t, "POST", p.base+"/v1/track", "", map[string]string{"account_id": "pro1", "endpoint": "/x", "method": "GET"}, nil); code != 200 {
+		if code := do(t, "POST", p.base+"/v1/track", "svc-bill-test", map[string]string{"account_id": "pro1", "endpoint": "/x", "method": "GET"}, nil); code != 200 {
 			t.Fatalf("track: %d", code)
 		}
 	}

@@ -84,6 +84,9 @@ func (m *Main) Serve(ctx context.Context) error {
 	}
 	m.log.Info("meterd listening", "addr", ln.Addr().String(), "data_dir", m.Config.DataDir,
 		"durability", m.Config.Durability, "node_id", m.ledger.NodeID(), "version", version)
+	m.warnOpenListener(ln)
+	m.warnDiskFloor()
+	m.logRestored()
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
 	if m.proxy != nil {
@@ -135,7 +138,7 @@ func (m *Main) open(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
 		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady}})
+		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady, "disk": m.diskReady}})
 	if err := m.startExport(ctx, api, reg); err != nil {
 		return err
 	}
