@@ -34,6 +34,11 @@ LABEL org.opencontainers.image.title="meterd" \
 COPY --from=build /out/meterd /usr/local/bin/meterd
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
+# meterd listens on all interfaces here: give it METER_SERVICE_TOKEN at run
+# time (docker run -e METER_SERVICE_TOKEN=...), the bearer token your API
+# and gateway send on /v1/*. Without it only API keys meter (account_id is
+# refused) and meterd logs a warning that /v1/* is open to anyone who
+# reaches the port.
 ENV METER_DATA_DIR=/data \
     METER_LISTEN=0.0.0.0:8480 \
     METER_LOG_FORMAT=json
