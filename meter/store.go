@@ -57,10 +57,6 @@ type Store interface {
 	PutKey(ctx context.Context, k APIKey) error
 	// NodeID is the node id the store stamps on events.
 	NodeID() string
-	// Epoch counts the backups installed to make the store (0: never
-	// restored); whatever is numbered from the store's sequences must
-	// fold it in, since a restore hands those out again.
-	Epoch() uint64
 }
 
 // EventLog is the ledger as the exporters see it: events in commit order
