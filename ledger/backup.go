@@ -342,7 +342,7 @@ func install(tmp, target string, exists bool, floor uint64, opts RestoreOptions)
 // keepOld gives the ledger at target a second name,
 // meter.db.pre-restore-<time>, picking a free one.
 func keepOld(target string, at time.Time) error {
-	base := target + ".pre-restore-" + at.Format("20060102T150405Z")
+	base := filepath.Join(filepath.Dir(target), keptPrefix+at.Format("20060102T150405Z"))
 	name := base
 	for i := 2; ; i++ {
 		err := os.Link(target, name)
