@@ -60,6 +60,13 @@ func copyTo(t *testing.T, from, to string) {
 // "old" and "new" it holds; exactly one must be there.
 func servedAccount(t *testing.T, dir string) string {
 	t.Helper()
+	account, _ := servedAccountLog(t, dir)
+	return account
+}
+
+// servedAccountLog is servedAccount, also returning serve's log.
+func servedAccountLog(t *testing.T, dir string) (string, string) {
+	t.Helper()
 	p := startServe(t, dir)
 	p.waitReady(t)
 	var found []string
@@ -73,7 +80,7 @@ func servedAccount(t *testing.T, dir string) string {
 	if len(found) != 1 {
 		t.Fatalf("serve after the restore holds accounts %v, want exactly one of old and new\n%s", found, p.stderr)
 	}
-	return found[0]
+	return found[0], p.stderr.String()
 }
 
 // startRestore starts `meterd restore --force` of backup into dir.
@@ -164,8 +171,13 @@ func TestRestore_KillNine(t *testing.T) {
 			if err := cmd.Wait(); !killedBySignal(err) {
 				t.Fatalf("restore was not killed at %s: %v\n%s", step, err, out)
 			}
-			if got := servedAccount(t, dir); got != want {
+			got, log := servedAccountLog(t, dir)
+			if got != want {
 				t.Fatalf("killed after %s: serve has %q, want %q", step, got, want)
+			}
+			// Before the rename, serve says the restore did not happen.
+			if warned := strings.Contains(log, "a restore did not finish"); warned != (want == "old") {
+				t.Fatalf("killed after %s: warned %v about the unfinished restore:\n%s", step, warned, log)
 			}
 		})
 	}

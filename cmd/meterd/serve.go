@@ -87,6 +87,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	m.warnOpenListener(ln)
 	m.warnDiskFloor()
 	m.logRestored()
+	m.warnUnfinishedRestore()
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
 	if m.proxy != nil {

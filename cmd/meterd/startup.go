@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/meterd/meterd/ledger"
 )
 
 // Start-up checks that say loudly what the defaults would otherwise do
@@ -79,5 +84,22 @@ func (m *Main) logRestored() {
 	if e := m.ledger.Epoch(); e > 0 {
 		m.log.Info("this ledger was restored from a backup; its events carry the epoch in their node id",
 			"epoch", e, "restored_at", m.ledger.RestoredAt(), "node_id", m.ledger.NodeID())
+	}
+}
+
+// warnUnfinishedRestore says so when a killed restore left its staged
+// copy beside the ledger: meter.db is then still the ledger from before
+// that restore, which an operator may not expect.
+func (m *Main) warnUnfinishedRestore() {
+	entries, err := os.ReadDir(m.Config.DataDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ledger.FileName+".restore-") {
+			m.log.Warn("a restore did not finish: meter.db is the ledger from before it; run meterd restore again to install the backup (it removes the leftover)",
+				"leftover", filepath.Join(m.Config.DataDir, e.Name()))
+			return
+		}
 	}
 }
