@@ -137,7 +137,7 @@ func Restore(ctx context.Context, backupPath, dataDir string, opts RestoreOption
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := install(tmp, target, exists, floor, opts); err != nil {
+	if err := install(ctx, tmp, target, exists, floor, opts); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -308,7 +308,7 @@ func copyFile(ctx context.Context, from, to string) error {
 // target, syncing the directory after each step. The link comes first so
 // that the old ledger is never without a name; the rename replaces
 // target's name in one step, so it never names nothing.
-func install(tmp, target string, exists bool, floor uint64, opts RestoreOptions) error {
+func install(ctx context.Context, tmp, target string, exists bool, floor uint64, opts RestoreOptions) error {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -324,7 +324,7 @@ func install(tmp, target string, exists bool, floor uint64, opts RestoreOptions)
 	dir := filepath.Dir(target)
 	step(RestoreStaged)
 	if exists {
-		if err := keepOld(target, at); err != nil {
+		if err := keepOld(ctx, target, at); err != nil {
 			return err
 		}
 		if err := syncDir(dir); err != nil {
@@ -339,17 +339,30 @@ func install(tmp, target string, exists bool, floor uint64, opts RestoreOptions)
 	return syncDir(dir)
 }
 
+// linkFile is os.Link; tests replace it to act as a file system without
+// hard links.
+var linkFile = os.Link
+
 // keepOld gives the ledger at target a second name,
-// meter.db.pre-restore-<time>, picking a free one.
-func keepOld(target string, at time.Time) error {
+// meter.db.pre-restore-<time>, picking a free one. Where the file system
+// has no hard links (some network and FUSE mounts) it keeps a synced copy
+// instead: slower, but target is still never without its old ledger.
+func keepOld(ctx context.Context, target string, at time.Time) error {
 	base := filepath.Join(filepath.Dir(target), keptPrefix+at.Format("20060102T150405Z"))
 	name := base
 	for i := 2; ; i++ {
-		err := os.Link(target, name)
-		if !errors.Is(err, os.ErrExist) {
-			return err
+		err := linkFile(target, name)
+		if errors.Is(err, os.ErrExist) {
+			name = fmt.Sprintf("%s-%d", base, i)
+			continue
 		}
-		name = fmt.Sprintf("%s-%d", base, i)
+		if err != nil {
+			if cerr := copyFile(ctx, target, name); cerr != nil {
+				os.Remove(name)
+				return fmt.Errorf("keep the old ledger: link: %v; copy: %w", err, cerr)
+			}
+		}
+		return nil
 	}
 }
 

@@ -175,3 +175,29 @@ func TestOpen_InterruptedRestore(t *testing.T) {
 		}
 	})
 }
+
+// TestRestore_NoHardLinks: where the file system refuses hard links, the
+// old ledger is kept as a copy before the rename.
+func TestRestore_NoHardLinks(t *testing.T) {
+	src := mustOpenVerifyLedger(t)
+	backup := mustBackupFile(t, src)
+	dir := t.TempDir()
+	path := filepath.Join(dir, ledger.FileName)
+	old := mustOpenAt(t, path)
+	mustPutAccounts(t, old, "old")
+	old.Close()
+	defer ledger.SetLinkFile(func(string, string) error { return &os.LinkError{Op: "link", Err: errors.ErrUnsupported} })()
+	if err := ledger.Restore(ctx, backup, dir, ledger.RestoreOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	names := dirNames(t, dir)
+	if len(names) != 2 || !strings.HasPrefix(names[1], ledger.FileName+".pre-restore-") {
+		t.Fatalf("data dir holds %v", names)
+	}
+	if got := accountIDs(t, filepath.Join(dir, names[1])); !slices.Equal(got, []string{"old"}) {
+		t.Fatalf("kept copy holds %v", got)
+	}
+	if got := accountIDs(t, path); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("meter.db holds %v", got)
+	}
+}
