@@ -16,7 +16,7 @@ import (
 // hands out after the restore were already handed out by the original
 // ledger after the backup was taken. The epoch is what tells the two
 // apart: events of a restored ledger carry the node id
-// "<node>.e<epoch>.<restore tag>" (restoreNodeSuffix), so their ids never
+// "<node>.e<epoch>.<restore tag>" (metaNodeSuffix), so their ids never
 // equal an id the original handed out, and billing folds the epoch into
 // what it numbers.
 //
