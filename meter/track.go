@@ -47,6 +47,12 @@ type Result struct {
 	EventID string
 }
 
+// Blocked reports whether the call was denied because the account is
+// suspended or deleted, not for its quota.
+func (r Result) Blocked() bool {
+	return r.AccountStatus == StatusSuspended || r.AccountStatus == StatusDeleted
+}
+
 // Track decides one call and records it. A denied call is not an error:
 // Result.Allowed is false. Errors mean the call could not be metered
 // (unknown key, bad input, ledger failure) and nothing was counted.
