@@ -90,7 +90,7 @@ func Restore(ctx context.Context, backupPath, dataDir string, opts RestoreOption
 	}
 	defer unlock()
 	if exists && !opts.Force {
-		return fmt.Errorf("restore: %s: %w (use force to replace it)", target, ErrLedgerExists)
+		return fmt.Errorf("restore: %s: %w", target, ErrLedgerExists)
 	}
 	tmp, err := stageCopy(ctx, backupPath, dataDir)
 	if err != nil {
