@@ -110,6 +110,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerAnalyticsRoutes(r)
 	s.registerOpsRoutes(r)
 	s.registerMaintenanceRoutes(r)
+	s.registerOpenAPIRoutes(r)
 	return r
 }
 
