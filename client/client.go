@@ -105,6 +105,8 @@ type request struct {
 	auth   auth
 	apiKey string // sent as X-API-Key when set
 	header http.Header
+	// gotHeader, if set, receives the answer's header.
+	gotHeader *http.Header
 	// idempotent: safe to send again after a transport error (the first
 	// attempt may have been applied). A 503 is retried regardless: meterd
 	// applies nothing when it answers 503.
@@ -195,6 +197,9 @@ func (c *Client) once(ctx context.Context, req request, body []byte) (int, []byt
 		return 0, nil, fmt.Errorf("client: %s %s: %w", req.method, req.path, err)
 	}
 	defer resp.Body.Close()
+	if req.gotHeader != nil {
+		*req.gotHeader = resp.Header
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
 		return resp.StatusCode, nil, fmt.Errorf("client: read %s %s: %w", req.method, req.path, err)

@@ -38,8 +38,13 @@ type Decision struct {
 	// Code says why a call was denied: quota_exceeded (429),
 	// account_suspended or account_deleted (403). Empty when allowed.
 	Code string `json:"-"`
+	// Message is meterd's explanation of a denial.
+	Message string `json:"-"`
 	// Status is the HTTP status meterd answered.
 	Status int `json:"-"`
+	// Header is meterd's answer's header (Authorize only): the rate-limit
+	// fields a gateway passes on to its client.
+	Header http.Header `json:"-"`
 }
 
 // Track decides and counts one call. A denial is not an error: the
@@ -70,7 +75,7 @@ func denial(status int, raw []byte, err error) (Decision, error) {
 	if json.Unmarshal(raw, &d) != nil || d.AccountID == "" {
 		return Decision{}, err // a 403 that is not a decision
 	}
-	d.Allowed, d.Code, d.Status = false, e.Code, status
+	d.Allowed, d.Code, d.Message, d.Status = false, e.Code, e.Message, status
 	return d, nil
 }
 
@@ -86,11 +91,24 @@ func (c *Client) Authorize(ctx context.Context, apiKey, method, uri string) (Dec
 	if c.serviceToken != "" {
 		h.Set("X-Meter-Service-Token", c.serviceToken)
 	}
-	status, raw, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/authz", header: h, apiKey: apiKey}, nil)
+	var got http.Header
+	status, raw, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/authz", header: h, apiKey: apiKey,
+		gotHeader: &got}, nil)
 	if err != nil {
-		return denial(status, raw, err)
+		d, err := denial(status, raw, err)
+		d.Header = got
+		return d, err
 	}
-	return Decision{Allowed: true, Status: status}, nil
+	d := Decision{Allowed: true, Status: status, Header: got, AccountID: got.Get("X-Meter-Account"),
+		Plan: got.Get("X-Meter-Plan")}
+	if v, err := strconv.ParseInt(got.Get("X-RateLimit-Limit"), 10, 64); err == nil {
+		d.Limit = &v
+	}
+	if v, err := strconv.ParseInt(got.Get("X-RateLimit-Remaining"), 10, 64); err == nil {
+		d.Remaining = &v
+	}
+	d.Reset, _ = strconv.ParseInt(got.Get("X-RateLimit-Reset"), 10, 64)
+	return d, nil
 }
 
 // Event is one call reported after the fact (POST /v1/events).
