@@ -175,6 +175,9 @@ func TestCLI_ExitCodes(t *testing.T) {
 		}
 	}
 	mustCLI(t, env, nil, "accounts", "create", "--id", "dup", "--name", "x")
+	if key := mustCLI(t, env, nil, "keys", "create", "dup", "--quiet"); strings.Count(key, "\n") != 1 || strings.ContainsAny(strings.TrimSpace(key), " \t") {
+		t.Errorf("keys create --quiet printed %q, want the key alone", key)
+	}
 	if _, _, code := runCLI(t, env, "accounts", "create", "--id", "dup", "--name", "x"); code != 6 {
 		t.Errorf("duplicate account: exit %d, want 6", code)
 	}

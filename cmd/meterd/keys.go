@@ -32,6 +32,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("meterd keys create", "ACCOUNT")
 	var r remote
 	r.bind(fs)
+	quiet := fs.Bool("quiet", false, "print only the key's plaintext, for KEY=$(meterd keys create ACCOUNT --quiet)")
 	pos, err := parseArgs(fs, args, stdout, stderr)
 	if err != nil {
 		return err
@@ -47,8 +48,12 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if r.asJSON {
+	switch {
+	case r.asJSON:
 		return printJSON(stdout, k)
+	case *quiet:
+		_, err := fmt.Fprintln(stdout, k.Key)
+		return err
 	}
 	fmt.Fprintln(stderr, "the key is shown this once: store it now")
 	return table(stdout, "KEY ID\tACCOUNT\tKEY", [][]string{{k.ID, k.AccountID, k.Key}})
