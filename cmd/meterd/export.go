@@ -122,10 +122,10 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if !*once {
-		return fmt.Errorf("export: --once is required (a running meterd serve exports continuously)")
+		return fmt.Errorf("export: --once is required (a running meterd serve exports continuously)%w", usageMark)
 	}
 	if c.DatabaseURL == "" {
-		return fmt.Errorf("export: --database-url (or METER_DATABASE_URL) is required")
+		return fmt.Errorf("export: --database-url (or METER_DATABASE_URL) is required%w", usageMark)
 	}
 	l, err := ledger.Open(filepath.Join(*dataDir, ledger.FileName), ledger.Options{})
 	if errors.Is(err, ledger.ErrInUse) {

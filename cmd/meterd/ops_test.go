@@ -83,7 +83,7 @@ func TestOps(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1 accounts, 5 events (sequences 1..5); verify ok") {
 		t.Fatalf("restore: exit %d %q %q", code, out, errOut)
 	}
-	if _, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored); code != 1 || !strings.Contains(errOut, "already exists") {
+	if _, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored); code != 1 || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "--force") {
 		t.Fatalf("restore over a ledger: exit %d %q", code, errOut)
 	}
 	if out, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored, "--force"); code != 0 {
