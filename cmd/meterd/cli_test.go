@@ -258,3 +258,33 @@ func TestServe_FailedStartLeavesNoFiles(t *testing.T) {
 		}
 	}
 }
+
+// Secrets may come as files: NAME_FILE names the file holding NAME.
+func TestCLI_SecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("file-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	srv := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr)
+	srv.Env = append(cleanEnv(), "METER_ADMIN_TOKEN_FILE="+tokenFile)
+	logs := &syncBuffer{}
+	srv.Stdout, srv.Stderr = logs, logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: srv, base: "http://" + addr, stderr: logs, exited: make(chan error, 1)}
+	go func() { p.exited <- srv.Wait() }()
+	t.Cleanup(func() { srv.Process.Kill(); <-p.exited })
+	p.waitReady(t)
+	if _, err := os.Stat(filepath.Join(dir, "admin.token")); !os.IsNotExist(err) {
+		t.Errorf("a token was generated although METER_ADMIN_TOKEN_FILE gave one (%v)", err)
+	}
+	env := []string{"METER_SERVER=" + p.base, "METER_ADMIN_TOKEN_FILE=" + tokenFile}
+	mustCLI(t, env, nil, "accounts", "list")
+	if _, stderr, code := runCLI(t, []string{"METER_ADMIN_TOKEN_FILE=/nonexistent/token"}, "accounts", "list"); code == 0 ||
+		!strings.Contains(stderr, "METER_ADMIN_TOKEN_FILE") {
+		t.Errorf("missing token file: exit %d %q, want a failure naming METER_ADMIN_TOKEN_FILE", code, stderr)
+	}
+}
