@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,8 +126,8 @@ func (r *remote) call(ctx context.Context, fn func(ctx context.Context, c *clien
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	err = fn(ctx, c)
-	var ce *client.Error
-	if err != nil && !errors.As(err, &ce) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return &unreachableError{server: r.server, err: err}
 	}
 	return err
