@@ -12,7 +12,7 @@ func TestServer_MethodNotAllowedAllow(t *testing.T) {
 	s := MustOpenServer(t)
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodGet, "/v1/track", "POST"},
-		{http.MethodDelete, "/api/admin/accounts/acme", "GET, PATCH"},
+		{http.MethodPut, "/api/admin/accounts/acme", "DELETE, GET, PATCH"},
 		{http.MethodPost, "/healthz", "GET, HEAD"},
 	} {
 		resp := s.Do(t, request{Method: tc.method, Path: tc.path})

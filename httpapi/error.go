@@ -59,6 +59,8 @@ func classify(err error) *apiError {
 		return newError(http.StatusNotFound, "key_not_found", "API key not found")
 	case errors.Is(err, meter.ErrAccountExists):
 		return newError(http.StatusConflict, "account_exists", "an account with this id already exists")
+	case errors.Is(err, meter.ErrAccountDeleted):
+		return newError(http.StatusConflict, "account_deleted", "the account is deleted and cannot change")
 	case errors.Is(err, meter.ErrLimitReached):
 		return newError(http.StatusForbidden, "limit_reached", err.Error())
 	case errors.Is(err, meter.ErrDiskFull):

@@ -175,9 +175,19 @@ const headerDenied = "X-Meter-Denied"
 func (g *gate) writeDenied(w http.ResponseWriter, resv *meter.Reservation, status int) {
 	res := resv.Result()
 	setQuotaHeaders(w.Header(), res, resv.Period(), g.meter.Now())
-	w.Header().Set(headerDenied, "quota")
+	code, msg := "quota_exceeded", quotaMessage(res)
+	if res.Blocked() {
+		// A suspended account: 403 for every gateway (nginx passes a 403
+		// through as is), and no Retry-After, since waiting does not help.
+		w.Header().Del("Retry-After")
+		be := blockedError(res)
+		status, code, msg = be.status, be.code, be.message
+		w.Header().Set(headerDenied, res.AccountStatus)
+	} else {
+		w.Header().Set(headerDenied, "quota")
+	}
 	var out quotaExceededBody
-	out.Error.Code, out.Error.Message = "quota_exceeded", quotaMessage(res)
+	out.Error.Code, out.Error.Message = code, msg
 	out.trackResponse = newTrackResponse(res)
 	writeJSON(w, status, out)
 }

@@ -75,7 +75,7 @@ func mustGWServer(tb testing.TB, o gwOptions) *gwServer {
 	logs := &logBuffer{}
 	api := httpapi.New(httpapi.Config{Meter: m, AdminToken: gwAdminToken, ServiceToken: o.serviceToken,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Usage: l})
-	s := &gwServer{tb: tb, Ledger: l, Meter: m, HTTP: httptest.NewServer(api.Handler()), Logs: logs,
+	s := &gwServer{tb: tb, Ledger: l, Meter: m, HTTP: httptest.NewServer(conformance(tb, api.Handler())), Logs: logs,
 		Client: gwClient()}
 	tb.Cleanup(func() {
 		s.Client.CloseIdleConnections()

@@ -53,6 +53,11 @@ func WithObserver(o Observer) MiddlewareOption { return func(g *gate) { g.obs = 
 // DecisionFrom. A protocol switch (Hijack) counts once, as status 101. A
 // CORS preflight (OPTIONS with Origin and Access-Control-Request-Method)
 // carries no credentials and passes unmetered.
+//
+// This is the embedded mode: m and its ledger live in the service's
+// process, and bbolt lets one process open a ledger file, so it cannot
+// share a ledger with a `meterd serve` (nor with another replica of the
+// service). To meter through a running meterd, use RemoteMiddleware.
 func Middleware(m *meter.Meter, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	g := newGate(m)
 	for _, o := range opts {

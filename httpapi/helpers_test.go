@@ -171,7 +171,7 @@ func openServer(tb testing.TB, cfg serverConfig) *TestServer {
 		Logger:   slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Observer: metrics.New(reg), Usage: l,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})})
-	hs := httptest.NewServer(api.Handler())
+	hs := httptest.NewServer(conformance(tb, api.Handler()))
 	s := &TestServer{tb: tb, cfg: cfg, Clock: cfg.clock, Logs: cfg.logs, Ledger: l, Meter: m,
 		API: api, HTTP: hs, Client: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}}

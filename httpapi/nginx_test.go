@@ -90,6 +90,62 @@ func TestNginx_AuthRequestRecipe(t *testing.T) {
 	}
 }
 
+// The recipe fails well: exactly one WWW-Authenticate on a 401, a
+// suspended account stays a JSON 403, and with meterd stopped every call
+// gets a JSON 503 with Retry-After (fail closed) and never reaches the API.
+func TestNginx_FailsWell(t *testing.T) {
+	bin := nginxBinary()
+	if bin == "" {
+		t.Skip("nginx absent: install it (apt-get install nginx) or set METER_TEST_NGINX to its path")
+	}
+	s := mustGWServer(t, gwOptions{})
+	key := s.mustAccountKey("acct_ok", "free")
+	suspended := s.mustAccountKey("acct_suspended", "pro")
+	if _, err := s.Meter.SuspendAccount(context.Background(), "acct_suspended"); err != nil {
+		t.Fatal(err)
+	}
+	up := mustUpstream(t, nil)
+	addr := startNginx(t, bin, s.HTTP.Listener.Addr().String(), up.Listener.Addr().String())
+	base := "http://" + addr
+
+	t.Run("OneWWWAuthenticate", func(t *testing.T) {
+		resp := gwMustDo(t, s.Client, http.MethodGet, base+"/v1/things/1", map[string]string{"X-API-Key": "mk_nope"}, "")
+		gwErrorCode(t, resp, http.StatusUnauthorized)
+		if got := resp.Header.Values("WWW-Authenticate"); len(got) != 1 {
+			t.Errorf("WWW-Authenticate %q, want exactly one", got)
+		}
+	})
+	t.Run("Suspended", func(t *testing.T) {
+		resp := gwMustDo(t, s.Client, http.MethodGet, base+"/v1/things/1", map[string]string{"X-API-Key": suspended}, "")
+		if code := gwErrorCode(t, resp, http.StatusForbidden); code != "account_suspended" {
+			t.Errorf("code %q, want account_suspended", code)
+		}
+		if q := s.quota("acct_suspended"); q.Denied != 1 || q.Calls != 0 {
+			t.Errorf("suspended account: %d calls %d denied, want 0 and 1", q.Calls, q.Denied)
+		}
+	})
+	resp := gwMustDo(t, s.Client, http.MethodGet, base+"/v1/things/1", map[string]string{"X-API-Key": key}, "")
+	if resp.Status != http.StatusOK {
+		t.Fatalf("with meterd up: %d %s", resp.Status, resp.Body)
+	}
+	t.Run("MeterdStopped", func(t *testing.T) {
+		s.HTTP.Close() // meterd gone: connections to its address are refused
+		hits := up.hits.Load()
+		for range 3 {
+			resp := gwMustDo(t, s.Client, http.MethodGet, base+"/v1/things/2", map[string]string{"X-API-Key": key}, "")
+			if code := gwErrorCode(t, resp, http.StatusServiceUnavailable); code != "meter_unavailable" {
+				t.Errorf("code %q, want meter_unavailable", code)
+			}
+			if ra := resp.Header.Get("Retry-After"); ra == "" {
+				t.Error("503 without Retry-After")
+			}
+		}
+		if n := up.hits.Load(); n != hits {
+			t.Errorf("the API saw %d calls while meterd was down, want none (fail closed)", n-hits)
+		}
+	})
+}
+
 // startNginx runs nginx in the foreground with the recipe between a
 // loopback listener and the given meterd and API addresses, everything it
 // writes in a temp dir, and stops it when the test ends. It returns the

@@ -105,10 +105,12 @@ func (s *Server) routes() *mux.Router {
 	s.registerTrackRoutes(r)
 	s.registerGatewayRoutes(r)
 	s.registerAdminRoutes(r)
+	s.registerAccountRoutes(r)
 	s.registerUsageRoutes(r)
 	s.registerAnalyticsRoutes(r)
 	s.registerOpsRoutes(r)
 	s.registerMaintenanceRoutes(r)
+	s.registerOpenAPIRoutes(r)
 	return r
 }
 

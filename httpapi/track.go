@@ -120,11 +120,16 @@ func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body tra
 		writeJSON(w, http.StatusOK, body)
 		return
 	}
+	status, code, msg := http.StatusTooManyRequests, "quota_exceeded", quotaMessage(res)
+	if res.Blocked() {
+		w.Header().Del("Retry-After") // waiting does not help a suspended account
+		be := blockedError(res)
+		status, code, msg = be.status, be.code, be.message
+	}
 	var out quotaExceededBody
-	out.Error.Code = "quota_exceeded"
-	out.Error.Message = quotaMessage(res)
+	out.Error.Code, out.Error.Message = code, msg
 	out.trackResponse = body
-	writeJSON(w, http.StatusTooManyRequests, out)
+	writeJSON(w, status, out)
 }
 
 func quotaMessage(res meter.Result) string {

@@ -128,7 +128,7 @@ func Restore(ctx context.Context, backupPath, dataDir string, opts RestoreOption
 	}
 	defer unlock()
 	if exists && !opts.Force {
-		return fmt.Errorf("restore: %s: %w (use force to replace it)", target, ErrLedgerExists)
+		return fmt.Errorf("restore: %s: %w", target, ErrLedgerExists)
 	}
 	if err := removeStaged(dataDir); err != nil {
 		return fmt.Errorf("restore: %w", err)

@@ -18,7 +18,37 @@ type Account struct {
 	// by calendar month.
 	BillingAnchor *time.Time `json:"billing_anchor,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
+	// SuspendedAt, when set, makes every call of the account a denial
+	// (answered 403 account_suspended, counted as denied) until resumed.
+	SuspendedAt *time.Time `json:"suspended_at,omitempty"`
+	// DeletedAt, when set, marks a deleted account: its keys are revoked
+	// and its calls refused, but the record, its usage history and its
+	// billing stay, so overage already run up is still billed and the id
+	// cannot be reused.
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
+
+// Account statuses, as Status reports them.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+	StatusDeleted   = "deleted"
+)
+
+// Status is active, suspended or deleted (deleted wins).
+func (a *Account) Status() string {
+	switch {
+	case a.DeletedAt != nil:
+		return StatusDeleted
+	case a.SuspendedAt != nil:
+		return StatusSuspended
+	}
+	return StatusActive
+}
+
+// Blocked reports whether the account's calls are refused whatever its
+// quota: it is suspended or deleted.
+func (a *Account) Blocked() bool { return a.SuspendedAt != nil || a.DeletedAt != nil }
 
 // Anchor returns the billing anchor, or the zero time for calendar months.
 func (a *Account) Anchor() time.Time {

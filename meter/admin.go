@@ -125,6 +125,9 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	st.mu.Lock()
 	a := st.acct
 	st.mu.Unlock()
+	if a.DeletedAt != nil {
+		return Account{}, ErrAccountDeleted
+	}
 	applyPatch(&a, p)
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
@@ -164,8 +167,10 @@ func applyPatch(a *Account, p AccountPatch) {
 func (m *Meter) IssueKey(ctx context.Context, accountID string) (APIKey, string, error) {
 	m.adminMu.Lock()
 	defer m.adminMu.Unlock()
-	if _, ok := m.account(accountID); !ok {
-		return APIKey{}, "", ErrAccountNotFound
+	if a, err := m.Account(accountID); err != nil {
+		return APIKey{}, "", err
+	} else if a.DeletedAt != nil {
+		return APIKey{}, "", ErrAccountDeleted
 	}
 	if m.maxKeys > 0 && m.activeKeys(accountID) >= m.maxKeys {
 		return APIKey{}, "", fmt.Errorf("%w: at most %d keys per account", ErrLimitReached, m.maxKeys)

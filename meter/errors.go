@@ -29,6 +29,8 @@ var (
 	// are refused (reads keep working) until space returns. It wraps
 	// ErrOverloaded: callers should retry later.
 	ErrDiskFull = fmt.Errorf("%w: disk space below the configured floor", ErrOverloaded)
+	// ErrAccountDeleted: the account is deleted; it can be read, not changed.
+	ErrAccountDeleted = errors.New("account deleted")
 	// ErrLimitReached: a configured resource limit (accounts, keys) is reached.
 	ErrLimitReached = errors.New("resource limit reached")
 )

@@ -60,6 +60,9 @@ func (s *accountState) shareMayMoveLocked() bool {
 	if s.totals == nil || p.Unlimited() {
 		return false
 	}
+	if s.acct.Blocked() {
+		return s.denied == 0
+	}
 	if s.calls >= p.Limit {
 		return !p.Hard || s.denied == 0
 	}
@@ -69,6 +72,10 @@ func (s *accountState) shareMayMoveLocked() bool {
 
 // checkAndCountLocked is the decision itself.
 func (s *accountState) checkAndCountLocked() (allowed, overage bool) {
+	if s.acct.Blocked() {
+		s.denied++
+		return false, false
+	}
 	if s.plan.Hard && !s.plan.Unlimited() && s.calls >= s.plan.Limit {
 		s.denied++
 		return false, false

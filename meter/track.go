@@ -39,9 +39,18 @@ type Result struct {
 	Reset time.Time
 	// Period is the billing period the call was counted in.
 	Period Period
+	// AccountStatus is the account's status (StatusActive, ...): a call
+	// of a suspended or deleted account is denied whatever its quota.
+	AccountStatus string
 	// EventID is the ledger id of the recorded event ("" when the answer
 	// was given before the commit, in async mode).
 	EventID string
+}
+
+// Blocked reports whether the call was denied because the account is
+// suspended or deleted, not for its quota.
+func (r Result) Blocked() bool {
+	return r.AccountStatus == StatusSuspended || r.AccountStatus == StatusDeleted
 }
 
 // Track decides one call and records it. A denied call is not an error:
@@ -156,5 +165,6 @@ func decisionOf(allowed bool) Decision {
 func resultLocked(st *accountState, allowed, overage bool) Result {
 	return Result{Allowed: allowed, Overage: overage, AccountID: st.acct.ID, Plan: st.plan.Name,
 		Limit: max(st.plan.Limit, 0), Unlimited: st.plan.Unlimited(),
-		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End, Period: st.period}
+		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End, Period: st.period,
+		AccountStatus: st.acct.Status()}
 }

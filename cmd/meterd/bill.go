@@ -100,18 +100,23 @@ A running 'meterd serve' holds the ledger; ask it instead:
 Flags:
 `
 
+// billFlags are the serve flags `meterd bill` reads: where the ledger and
+// the plans are, how to reach Stripe, and the address for the hint when a
+// server holds the ledger.
+var billFlags = []string{"data-dir", "listen", "plans", "node-id", "log-level", "log-format",
+	"stripe-secret-key", "stripe-api-base", "currency"}
+
 // runBill implements `meterd bill`.
 func runBill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("meterd bill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.bindFlags(fs)
+	c.bindSubset(fs, billFlags...)
 	dryRun := fs.Bool("dry-run", false, "report what would be charged; change nothing")
 	period := fs.String("period", "", "bill only periods starting in this month, YYYY-MM")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() { fmt.Fprint(stderr, billUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	fs.Usage = func() { fmt.Fprint(fs.Output(), billUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())

@@ -164,3 +164,16 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// bindSubset declares on fs only the named flags of serve's set, with
+// serve's names, defaults, environment variables and help, so a
+// subcommand that reads part of the configuration shows only that part.
+func (c *Config) bindSubset(fs *flag.FlagSet, names ...string) {
+	all := flag.NewFlagSet("", flag.ContinueOnError)
+	c.bindFlags(all)
+	for _, n := range names {
+		if f := all.Lookup(n); f != nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	}
+}

@@ -86,11 +86,10 @@ Flags:
 // runMigrate implements `meterd migrate`.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("meterd migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), migrateUsage); fs.PrintDefaults() }
 	url := fs.String("database-url", env("METER_DATABASE_URL", ""), "Postgres URL (env METER_DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *url == "" {
 		return errors.New("migrate: --database-url (or METER_DATABASE_URL) is required")
@@ -114,18 +113,19 @@ Flags:
 // runExport implements `meterd export --once`.
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("meterd export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, exportUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), exportUsage); fs.PrintDefaults() }
 	var c ExportConfig
 	c.bindExportFlags(fs)
 	once := fs.Bool("once", false, "export the backlog once and exit (required)")
 	dataDir := fs.String("data-dir", env("METER_DATA_DIR", "./data"), "meterd's data directory (env METER_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	if !*once || c.DatabaseURL == "" {
-		fs.Usage()
-		return errUsage
+	if !*once {
+		return fmt.Errorf("export: --once is required (a running meterd serve exports continuously)%w", usageMark)
+	}
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("export: --database-url (or METER_DATABASE_URL) is required%w", usageMark)
 	}
 	l, err := ledger.Open(filepath.Join(*dataDir, ledger.FileName), ledger.Options{})
 	if errors.Is(err, ledger.ErrInUse) {

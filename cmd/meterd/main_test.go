@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meterd/meterd/internal/testenv"
 )
 
 // bin is the meterd binary built once for every test here: crash tests
@@ -34,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testenv.ReportSkipped("cmd/meterd", "export-to-Postgres tests", "METER_TEST_DATABASE_URL",
+		os.Getenv("METER_TEST_DATABASE_URL") != "")
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

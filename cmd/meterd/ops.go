@@ -24,13 +24,16 @@ import (
 // runVerify is `meterd verify`: it checks the ledger file offline and
 // prints the JSON report on stdout; problems make it fail (exit code 1).
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meterd verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("meterd verify", "[--data-dir DIR]")
 	dataDir := fs.String("data-dir", env("METER_DATA_DIR", "./data"), "data directory holding meter.db (env METER_DATA_DIR)")
-	if err := parseOpsFlags(fs, args); err != nil {
+	if err := parseOpsFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	rep, err := ledger.VerifyFile(ctx, filepath.Join(*dataDir, ledger.FileName))
+	path := filepath.Join(*dataDir, ledger.FileName)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("verify: no ledger in %s (%s does not exist); check --data-dir", *dataDir, ledger.FileName)
+	}
+	rep, err := ledger.VerifyFile(ctx, path)
 	if errors.Is(err, ledger.ErrInUse) {
 		return fmt.Errorf("%w: meterd is running on %s; ask it with GET /api/admin/verify", err, *dataDir)
 	}
@@ -49,20 +52,21 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // runRestore is `meterd restore`: it installs a backup (from GET
 // /api/admin/backup) as the data directory's ledger, then verifies it.
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meterd restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("meterd restore", "--from FILE [--data-dir DIR] [--force]")
 	from := fs.String("from", "", "backup file to restore (required)")
 	dataDir := fs.String("data-dir", env("METER_DATA_DIR", "./data"), "data directory to restore into (env METER_DATA_DIR)")
 	force := fs.Bool("force", false, "replace an existing ledger (it is kept as meter.db.pre-restore-<time>)")
-	if err := parseOpsFlags(fs, args); err != nil {
+	if err := parseOpsFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *from == "" {
-		fmt.Fprintln(stderr, "meterd restore: --from is required")
-		fs.Usage()
-		return errUsage
+		return fmt.Errorf("restore: --from FILE is required%w", usageMark)
 	}
-	if err := ledger.Restore(ctx, *from, *dataDir, restoreOptions(*force)); err != nil {
+	err := ledger.Restore(ctx, *from, *dataDir, restoreOptions(*force))
+	if errors.Is(err, ledger.ErrLedgerExists) {
+		return fmt.Errorf("%w; pass --force to replace it (the current one is kept as %s.pre-restore-<time>)", err, ledger.FileName)
+	}
+	if err != nil {
 		return err
 	}
 	path := filepath.Join(*dataDir, ledger.FileName)
@@ -104,12 +108,11 @@ func restoreOptions(force bool) ledger.RestoreOptions {
 // runHealth is `meterd health`, the container's HEALTHCHECK: it succeeds
 // if /healthz answers 200 within the timeout.
 func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meterd health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("meterd health", "[--url URL]")
 	url := fs.String("url", healthURL(env("METER_LISTEN", "127.0.0.1:8480")),
 		"meterd's base URL, or its /healthz URL (default: from METER_LISTEN)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	if err := parseOpsFlags(fs, args); err != nil {
+	if err := parseOpsFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	target := strings.TrimRight(*url, "/")
@@ -150,12 +153,12 @@ func healthURL(listen string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-func parseOpsFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage // the flag package has printed why
+func parseOpsFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return fmt.Errorf("%s: unexpected arguments: %v%w", fs.Name(), fs.Args(), usageMark)
 	}
 	return nil
 }

@@ -83,7 +83,7 @@ func TestOps(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1 accounts, 5 events (sequences 1..5); verify ok") {
 		t.Fatalf("restore: exit %d %q %q", code, out, errOut)
 	}
-	if _, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored); code != 1 || !strings.Contains(errOut, "already exists") {
+	if _, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored); code != 1 || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "--force") {
 		t.Fatalf("restore over a ledger: exit %d %q", code, errOut)
 	}
 	if out, errOut, code := runOps(t, "restore", "--from", backup, "--data-dir", restored, "--force"); code != 0 {
@@ -111,17 +111,19 @@ func TestOps(t *testing.T) {
 	}
 }
 
+// Usage errors exit 2 (see meterd help exit-codes); a data dir without a
+// ledger is said to be one, not called corrupt.
 func TestOps_Usage(t *testing.T) {
 	for _, args := range [][]string{
 		{"restore", "--data-dir", t.TempDir()}, // no --from
 		{"verify", "--no-such-flag"},
 		{"health", "extra"},
 	} {
-		if _, _, code := runOps(t, args...); code != 1 {
-			t.Errorf("meterd %v: exit %d, want 1", args, code)
+		if _, _, code := runOps(t, args...); code != 2 {
+			t.Errorf("meterd %v: exit %d, want 2", args, code)
 		}
 	}
-	if _, errOut, code := runOps(t, "verify", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errOut, "meter.db") {
+	if _, errOut, code := runOps(t, "verify", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errOut, "no ledger in") {
 		t.Errorf("verify of an empty data dir: exit %d %q", code, errOut)
 	}
 }

@@ -54,13 +54,32 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{stdout: stdout, stderr: stderr}
 }
 
+// runServe is `meterd serve`.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := NewMain(stdout, stderr)
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	return m.Serve(ctx)
+}
+
+const serveUsage = `Usage: meterd serve [flags]
+
+Runs the metering server: meterd's own API on --listen, the ledger in
+--data-dir, and optionally the reverse proxy, the Postgres export and
+Stripe billing. Every flag also reads the environment variable named in
+its help; secrets also read NAME_FILE (e.g. METER_ADMIN_TOKEN_FILE).
+
+Flags:
+`
+
 // ParseFlags reads flags (and their environment variables).
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("meterd serve", flag.ContinueOnError)
-	fs.SetOutput(m.stderr)
 	m.Config.bindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, m.stdout, m.stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -73,14 +92,28 @@ func (m *Main) ParseFlags(args []string) error {
 // requests, commit the queue, close the file.
 func (m *Main) Serve(ctx context.Context) error {
 	m.log = newLogger(m.stderr, m.Config.LogLevel, m.Config.LogFormat)
-	if err := m.open(ctx); err != nil {
-		m.Close()
-		return err
-	}
+	// Bind first: a start that fails on a taken address must not have
+	// created a data directory, a ledger or a token.
 	ln, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
+		return fmt.Errorf("listen %s (--listen): %w", m.Config.Listen, err)
+	}
+	var pln net.Listener
+	if m.Config.ProxyListen != "" {
+		if pln, err = net.Listen("tcp", m.Config.ProxyListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s (--proxy-listen): %w", m.Config.ProxyListen, err)
+		}
+	}
+	undo := m.Config.noteDataDir()
+	if err := m.open(ctx); err != nil {
 		m.Close()
-		return fmt.Errorf("listen %s: %w", m.Config.Listen, err)
+		ln.Close()
+		if pln != nil {
+			pln.Close()
+		}
+		undo()
+		return err
 	}
 	m.log.Info("meterd listening", "addr", ln.Addr().String(), "data_dir", m.Config.DataDir,
 		"durability", m.Config.Durability, "node_id", m.ledger.NodeID(), "version", version)
@@ -91,11 +124,6 @@ func (m *Main) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
 	if m.proxy != nil {
-		pln, err := net.Listen("tcp", m.Config.ProxyListen)
-		if err != nil {
-			m.Close()
-			return fmt.Errorf("listen %s: %w", m.Config.ProxyListen, err)
-		}
 		m.log.Info("meterd proxy listening", "addr", pln.Addr().String(), "upstream", m.Config.Upstream)
 		go func() {
 			if err := m.proxy.Serve(pln); !errors.Is(err, http.ErrServerClosed) {
@@ -238,7 +266,7 @@ func (m *Main) ensureAdminToken() error {
 	if m.Config.AdminToken != "" {
 		return nil
 	}
-	path := filepath.Join(m.Config.DataDir, "admin.token")
+	path := filepath.Join(m.Config.DataDir, adminTokenFile)
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		m.Config.AdminToken = strings.TrimSpace(string(b))
 		m.log.Info("using the admin token stored in the data directory", "path", path)

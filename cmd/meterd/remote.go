@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/meterd/meterd/client"
+)
+
+// The admin CLI (accounts, keys, usage) talks to a running meterd with
+// the client package; these are its shared flags, output and exit codes.
+
+const exitCodesHelp = `meterd exit codes (for scripts):
+
+  0  success (for -h and 'meterd help' too)
+  1  failure: the operation failed (verify found problems, a charge
+     failed, meterd answered an unexpected error, ...)
+  2  usage: unknown command, bad flag or missing argument
+  3  not found: no such account or key (HTTP 404)
+  4  not authorized: missing or wrong admin token (HTTP 401/403)
+  5  unavailable: meterd unreachable, or it answered 5xx (retry later)
+  6  conflict: the account exists already, or is deleted (HTTP 409)
+`
+
+// Exit codes; see exitCodesHelp.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitUnauthority = 4
+	exitUnavailable = 5
+	exitConflict    = 6
+)
+
+// exitCode maps run's error to the process exit code.
+func exitCode(err error) int {
+	var ce *client.Error
+	var ue *unreachableError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.As(err, &ue):
+		return exitUnavailable
+	case errors.As(err, &ce):
+		switch {
+		case ce.Status == http.StatusNotFound:
+			return exitNotFound
+		case ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden:
+			return exitUnauthority
+		case ce.Status == http.StatusConflict:
+			return exitConflict
+		case ce.Status >= 500:
+			return exitUnavailable
+		}
+	}
+	return exitFailure
+}
+
+// unreachableError is a request that never got an answer from meterd.
+type unreachableError struct {
+	server string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach meterd at %s (set --server or METER_SERVER): %v", e.server, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// remote holds the flags every admin CLI command shares.
+type remote struct {
+	server     string
+	adminToken string
+	dataDir    string
+	asJSON     bool
+	timeout    time.Duration
+}
+
+func (r *remote) bind(fs *flag.FlagSet) {
+	fs.StringVar(&r.server, "server", env("METER_SERVER", healthURL(env("METER_LISTEN", "127.0.0.1:8480"))),
+		"base URL of the running meterd (env METER_SERVER; default from METER_LISTEN)")
+	fs.StringVar(&r.adminToken, "admin-token", env("METER_ADMIN_TOKEN", ""),
+		"admin token (env METER_ADMIN_TOKEN or METER_ADMIN_TOKEN_FILE; default: read from --data-dir's admin.token)")
+	fs.StringVar(&r.dataDir, "data-dir", env("METER_DATA_DIR", "./data"),
+		"data directory whose admin.token is used when no token is given (env METER_DATA_DIR)")
+	fs.BoolVar(&r.asJSON, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&r.timeout, "timeout", 30*time.Second, "give up after this long, retries included")
+}
+
+// client builds the API client, finding the admin token.
+func (r *remote) client() (*client.Client, error) {
+	tok := r.adminToken
+	if tok == "" {
+		path := filepath.Join(r.dataDir, adminTokenFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("no admin token: pass --admin-token, set METER_ADMIN_TOKEN, or point --data-dir at the server's data directory (%v)", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return client.New(r.server, client.WithAdminToken(tok))
+}
+
+// call runs fn with the timeout and turns a transport failure into an
+// unreachableError (exit code 5).
+func (r *remote) call(ctx context.Context, fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err = fn(ctx, c)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &unreachableError{server: r.server, err: err}
+	}
+	return err
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows under a header, columns aligned.
+func table(w io.Writer, header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments (`meterd accounts get ID --json`) and returns the
+// positional ones.
+func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args, stdout, stderr); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(fs *flag.FlagSet, pos []string, names ...string) error {
+	if len(pos) == len(names) {
+		return nil
+	}
+	return fmt.Errorf("%s: want %s, got %d arguments %q%w", strings.TrimPrefix(fs.Name(), "meterd "),
+		strings.Join(names, " "), len(pos), pos, usageMark)
+}
+
+// usageMark makes an error exit with the usage code (2) while its message
+// is still printed.
+var usageMark = usageError{}
+
+type usageError struct{}
+
+func (usageError) Error() string { return "" }
+func (usageError) Is(target error) bool {
+	return target == errUsage
+}
+
+// verbs dispatches `meterd NOUN VERB ...`.
+func verbs(ctx context.Context, noun, help string, table map[string]func(context.Context, []string, io.Writer, io.Writer) error,
+	args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, help)
+		return errHelp
+	}
+	fn, ok := table[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "meterd %s: unknown command %q\n\n%s", noun, args[0], help)
+		return errUsage
+	}
+	return fn(ctx, args[1:], stdout, stderr)
+}
+
+func timeText(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func int64Text(p *int64) string {
+	if p == nil {
+		return "unlimited"
+	}
+	return fmt.Sprint(*p)
+}
+
+// newFlagSet returns a command's flag set whose usage shows its
+// synopsis: the name, then args.
+func newFlagSet(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", strings.Join(strings.Fields(name+" "+args+" [flags]"), " "))
+		fs.PrintDefaults()
+	}
+	return fs
+}
