@@ -338,17 +338,7 @@ func (v *verifier) tally(tx *bolt.Tx, ev *meter.Event) {
 			t = &counterTally{c: meter.Counter{AccountID: ev.AccountID, PeriodStart: ev.PeriodStart}}
 			v.counters[k] = t
 		}
-		if ev.Decision == meter.Denied {
-			t.c.Denied++
-		} else {
-			t.c.Calls++
-			if ev.Overage {
-				t.c.Overage++
-			}
-		}
-		if ev.Time.After(t.c.LastCallAt) {
-			t.c.LastCallAt = ev.Time
-		}
+		t.c.Count(ev)
 	}
 	if v.checkable(dayTime(day)) {
 		k := acctK{ev.AccountID, day}

@@ -130,6 +130,7 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 	for i, st := range states {
 		c := counters[i]
 		st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+		st.overageMicros = c.PricedOverageMicros(st.plan)
 		m.totals.move(contribution{}, st.contributionLocked())
 		m.accounts[st.acct.ID] = st
 	}

@@ -14,7 +14,9 @@ type accountState struct {
 	period     Period
 	calls      int64
 	overage    int64
-	denied     int64
+	// overageMicros sums the overage calls' prices (Counter.OverageMicros).
+	overageMicros int64
+	denied        int64
 	lastCallAt time.Time
 	// endpoints holds the distinct endpoint templates seen (for the cap).
 	endpoints map[string]struct{}
@@ -35,7 +37,7 @@ func (s *accountState) rollLocked(now time.Time) {
 		return
 	}
 	s.period = p
-	s.calls, s.overage, s.denied = 0, 0, 0
+	s.calls, s.overage, s.overageMicros, s.denied = 0, 0, 0, 0
 	s.endpoints = nil // the cap is per period
 }
 
@@ -73,28 +75,36 @@ func (s *accountState) checkAndCountLocked() (allowed, overage bool) {
 		s.denied++
 		return false, false
 	}
-	s.calls++
-	overage = !s.plan.Hard && !s.plan.Unlimited() && s.calls > s.plan.Limit
-	if overage {
-		s.overage++
-	}
-	return true, overage
+	return true, s.countAllowedLocked()
 }
 
-// undoLocked reverses decideLocked after the ledger failed to record the
-// call, unless the period has moved on meanwhile.
-func (s *accountState) undoLocked(period time.Time, allowed, overage bool) {
-	if !s.period.Start.Equal(period) {
+// countAllowedLocked counts one allowed call by the counting rule, priced
+// at the plan in force now.
+func (s *accountState) countAllowedLocked() (overage bool) {
+	s.calls++
+	overage = IsOverageCall(s.plan, s.calls)
+	if overage {
+		s.overage++
+		s.overageMicros += OveragePriceMicros(s.plan)
+	}
+	return overage
+}
+
+// undoLocked reverses the count of ev after the ledger failed to record
+// it, unless the period has moved on meanwhile.
+func (s *accountState) undoLocked(ev *Event) {
+	if !s.period.Start.Equal(ev.PeriodStart) {
 		return
 	}
 	before := s.contributionLocked()
 	defer func() { s.totals.move(before, s.contributionLocked()) }()
 	switch {
-	case !allowed:
+	case ev.Decision != Allowed:
 		s.denied--
-	case overage:
+	case ev.Overage:
 		s.calls--
 		s.overage--
+		s.overageMicros -= ev.OverageMicros
 	default:
 		s.calls--
 	}
@@ -121,7 +131,7 @@ func (s *accountState) endpointLocked(tmpl string, max int, seed endpointSeeder)
 // snapshotLocked returns the quota view of the state.
 func (s *accountState) snapshotLocked() Quota {
 	q := Quota{Account: s.acct, Plan: s.plan, Period: s.period, Calls: s.calls,
-		Overage: s.overage, Denied: s.denied, LastCallAt: s.lastCallAt}
+		Overage: s.overage, OverageMicros: s.overageMicros, Denied: s.denied, LastCallAt: s.lastCallAt}
 	return q
 }
 
@@ -132,16 +142,25 @@ type Quota struct {
 	Period     Period
 	Calls      int64
 	Overage    int64
-	Denied     int64
-	LastCallAt time.Time
+	// OverageMicros is the overage's cost, each call at its own rate.
+	OverageMicros int64
+	Denied        int64
+	LastCallAt    time.Time
 }
 
 // Remaining is the calls left before the limit (0 for unlimited plans).
 func (q Quota) Remaining() int64 { return Remaining(q.Plan, q.Calls) }
 
-// OverageCostCents is the period's overage cost so far, in whole cents.
+// OverageCostCents is the period's overage cost so far, in whole cents,
+// each call priced at the plan in force when it was made.
 func (q Quota) OverageCostCents() int64 {
-	return OverageCostCents(q.Overage, q.Plan.OverageMicros)
+	return q.Counter().OverageCents(q.Plan)
+}
+
+// Counter is the quota's period counter.
+func (q Quota) Counter() Counter {
+	return Counter{AccountID: q.Account.ID, PeriodStart: q.Period.Start, Calls: q.Calls, Overage: q.Overage,
+		OverageMicros: q.OverageMicros, Denied: q.Denied, LastCallAt: q.LastCallAt}
 }
 
 // UsagePercentage is calls as a percentage of the limit.

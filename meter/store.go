@@ -13,6 +13,9 @@ type Counter struct {
 	Calls int64
 	// Overage counts allowed calls past a soft limit.
 	Overage int64
+	// OverageMicros sums the price of each overage call at the rate of the
+	// plan in force when it was made (see Counter.Count).
+	OverageMicros int64
 	// Denied counts refused calls; they are not usage.
 	Denied     int64
 	LastCallAt time.Time
