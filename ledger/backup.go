@@ -182,6 +182,9 @@ func copyFile(ctx context.Context, from, to string) error {
 // install renames tmp to target, first moving an existing target aside,
 // and syncs the directory so the renames survive a crash.
 func install(tmp, target string, exists bool) error {
+	if err := bumpEpoch(tmp, time.Now()); err != nil {
+		return err
+	}
 	if exists {
 		aside := target + ".pre-restore-" + time.Now().UTC().Format("20060102T150405Z")
 		if err := os.Rename(target, aside); err != nil {

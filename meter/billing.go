@@ -71,6 +71,12 @@ type BillingIntent struct {
 	// a day after it.
 	SentAt    time.Time `json:"sent_at,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// Late marks a charge for calls committed into the period after it was
+	// finalized; it is billed by the next run and says so on the invoice.
+	Late bool `json:"late,omitempty"`
+	// Adopted marks an intent recorded from an item found in Stripe by
+	// reconciliation (after a restore or a lost key) rather than sent.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // IntentKey is the idempotency key of intent seq of an account's period:
@@ -95,6 +101,12 @@ type BillingState struct {
 	// recorded into it are never billed.
 	Final       bool      `json:"final,omitempty"`
 	FinalizedAt time.Time `json:"finalized_at,omitzero"`
+	// LateCalls counts overage calls that reached the period after it was
+	// finalized and were billed by late charges.
+	LateCalls int64 `json:"late_calls,omitempty"`
+	// Epoch is the ledger's restore epoch when the period was last
+	// reconciled with Stripe (see NeedsStripeCheck).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // BillingLease lets one billing run at a time charge.
@@ -149,6 +161,19 @@ type BillingStore interface {
 	// ErrBillingBusy unless owner holds the lease and with
 	// ErrBillingConflict while an intent is open.
 	FinalizeBillingPeriod(ctx context.Context, owner, account string, periodStart, at time.Time) error
+	// PeriodIntents returns one account period's intents by Seq.
+	PeriodIntents(ctx context.Context, account string, periodStart time.Time) ([]BillingIntent, error)
+	// AdoptStripeCharges records items found in Stripe (see Reconcile) as
+	// done intents of the period and marks it reconciled in epoch. It
+	// fails with ErrBillingBusy unless owner holds the lease.
+	AdoptStripeCharges(ctx context.Context, owner, account string, periodStart time.Time, adopt []BillingIntent, epoch uint64) (BillingState, error)
+	// Epoch is the store's restore epoch: 0 if never restored, one more
+	// per restore (see NeedsStripeCheck).
+	Epoch() uint64
+	// LastBillingRun is the slot of the last scheduled run that completed
+	// (zero if none); RecordBillingRun moves it forward.
+	LastBillingRun(ctx context.Context) (time.Time, error)
+	RecordBillingRun(ctx context.Context, slot time.Time) error
 }
 
 // BillingOptions narrow a billing run.
