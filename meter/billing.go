@@ -218,10 +218,17 @@ type BillingLine struct {
 	ChargeCents   int64 `json:"charge_cents"`
 	// ProjectedCents is the period's projected total at the current rate
 	// (open periods; the billable total for closed ones).
-	ProjectedCents int64          `json:"projected_cents"`
-	Finalized      bool           `json:"finalized,omitempty"`
-	Intent         *BillingIntent `json:"intent,omitempty"`
-	Error          string         `json:"error,omitempty"`
+	ProjectedCents int64 `json:"projected_cents"`
+	// DueCents is what is due now (billable minus billed and open): what
+	// a charge bills, or what an account without a Stripe customer
+	// (NoCustomer) would owe.
+	DueCents   int64 `json:"due_cents"`
+	NoCustomer bool  `json:"no_customer,omitempty"`
+	// Late marks a charge for calls committed into a finalized period.
+	Late      bool           `json:"late,omitempty"`
+	Finalized bool           `json:"finalized,omitempty"`
+	Intent    *BillingIntent `json:"intent,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // BillingReport is the outcome of a billing run or preview.
@@ -235,6 +242,9 @@ type BillingReport struct {
 	// that a dry run would send).
 	ChargedCents int64 `json:"charged_cents"`
 	Charges      int   `json:"charges"`
+	// UnbillableCents sums what accounts without a Stripe customer owe:
+	// money at stake that no run can charge until one is set.
+	UnbillableCents int64 `json:"unbillable_cents"`
 	// Errors counts lines that failed or whose outcome is unknown.
 	Errors int `json:"errors"`
 }

@@ -1,9 +1,6 @@
 package meter
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // DefaultBillingGrace is how long after a period ends it stays open to
 // late commits before it is finalized (see PeriodClose).
@@ -242,9 +239,4 @@ func SchedulePlanChange(from, to Plan, current Period, effectiveNow bool) PlanCh
 		return PlanChange{Now: true}
 	}
 	return PlanChange{At: current.End}
-}
-
-// LateDescription is the invoice text of a late charge.
-func LateDescription(calls int64, p Period) string {
-	return fmt.Sprintf("late calls of %s – %s", p.Start.UTC().Format(time.DateOnly), p.End.UTC().Format(time.DateOnly))
 }

@@ -107,7 +107,7 @@ func TestService_AnchoredPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.calls("anch", 10+300)
-	f.clock.Set(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)) // the period's end
+	f.clock.Set(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)) // the period's end and its grace
 	rep := f.run()
 	items := f.rec.itemsOf("cus_anch")
 	if len(items) != 1 || items[0].Amount != 30 || !rep.Lines[0].Finalized {
