@@ -23,6 +23,8 @@ type accountState struct {
 	// totals is told about every change of the account's contribution to
 	// the overview (nil: nobody listens).
 	totals *overviewTotals
+	// plans resolves a scheduled plan change when it falls due.
+	plans *Plans
 }
 
 // rollLocked moves the state into the period containing now. It never
@@ -39,6 +41,24 @@ func (s *accountState) rollLocked(now time.Time) {
 	s.period = p
 	s.calls, s.overage, s.overageMicros, s.denied = 0, 0, 0, 0
 	s.endpoints = nil // the cap is per period
+	s.applyPlanChangeLocked(now)
+}
+
+// applyPlanChangeLocked puts a scheduled plan change in force once it is
+// due (the stored account keeps it pending until its next write; the rule
+// gives the same answer on every load).
+func (s *accountState) applyPlanChangeLocked(now time.Time) {
+	a, due := s.acct.ApplyDuePlanChange(now)
+	if !due || s.plans == nil {
+		return
+	}
+	plan, ok := s.plans.Get(a.Plan)
+	if !ok {
+		return // the plan left the plans file; keep deciding by the old one
+	}
+	before := contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)}
+	s.acct, s.plan = a, plan
+	s.totals.move(before, contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)})
 }
 
 // decideLocked checks and counts one call, and keeps the overview's
