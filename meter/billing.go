@@ -21,6 +21,9 @@ var (
 	ErrPeriodFinal = errors.New("billing period is finalized")
 	// ErrIntentNotFound: no billing intent has the given reference.
 	ErrIntentNotFound = errors.New("billing intent not found")
+	// ErrBillingDisabled: the operation needs Stripe, and no secret key is
+	// configured (previews work without one).
+	ErrBillingDisabled = errors.New("billing is disabled: no Stripe secret key is configured")
 )
 
 // IntentStatus is where a billing intent stands.

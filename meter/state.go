@@ -8,16 +8,16 @@ import (
 // accountState is one account's live quota state. Its mutex makes the
 // check and the count one atomic step.
 type accountState struct {
-	mu         sync.Mutex
-	acct       Account
-	plan       Plan
-	period     Period
-	calls      int64
-	overage    int64
+	mu      sync.Mutex
+	acct    Account
+	plan    Plan
+	period  Period
+	calls   int64
+	overage int64
 	// overageMicros sums the overage calls' prices (Counter.OverageMicros).
 	overageMicros int64
 	denied        int64
-	lastCallAt time.Time
+	lastCallAt    time.Time
 	// endpoints holds the distinct endpoint templates seen (for the cap).
 	endpoints map[string]struct{}
 	// totals is told about every change of the account's contribution to
@@ -157,11 +157,11 @@ func (s *accountState) snapshotLocked() Quota {
 
 // Quota is an account's usage in its current period, as the meter sees it.
 type Quota struct {
-	Account    Account
-	Plan       Plan
-	Period     Period
-	Calls      int64
-	Overage    int64
+	Account Account
+	Plan    Plan
+	Period  Period
+	Calls   int64
+	Overage int64
 	// OverageMicros is the overage's cost, each call at its own rate.
 	OverageMicros int64
 	Denied        int64

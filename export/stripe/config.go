@@ -31,7 +31,7 @@ const consecutiveFailuresLimit = 3
 
 var (
 	// ErrNoSecretKey: a run that would call Stripe has no secret key.
-	ErrNoSecretKey = errors.New("stripe billing: no secret key configured")
+	ErrNoSecretKey = fmt.Errorf("stripe billing: %w", meter.ErrBillingDisabled)
 	// ErrNoStore: New was called without Config.Store or Config.Accounts.
 	ErrNoStore = errors.New("stripe billing: store and accounts are required")
 )
