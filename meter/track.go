@@ -36,7 +36,7 @@ type Result struct {
 	Soft bool
 	// Upgrade names a plan that offers more calls than this one ("" if
 	// none does), for the message of a denial.
-	Upgrade string
+	Upgrade   string
 	Remaining int64
 	// Calls is the period's allowed calls after this one.
 	Calls int64
