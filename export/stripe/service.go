@@ -220,7 +220,7 @@ func (s *Service) RetryLoop(ctx context.Context) {
 		_, err = s.RetryPending(ctx)
 		switch {
 		case errors.Is(err, meter.ErrBillingBusy):
-			wait = max(s.cfg.LeaseTTL/3, 100*time.Millisecond)
+			wait = min(max(s.cfg.LeaseTTL/3, 100*time.Millisecond), s.cfg.RetryInterval)
 		case err != nil && ctx.Err() == nil:
 			s.cfg.Logger.Warn("retrying open billing intents failed; retried again later", "error", err)
 		}
