@@ -154,6 +154,9 @@ func TestService_GraceAndLateCalls(t *testing.T) {
 	}
 	// After finalization: counted, reported, billed next run as late.
 	late(500)
+	if v, err := f.led.Verify(ctx); err != nil || !v.OK || len(v.LateCalls) != 1 || v.LateCalls[0].Calls != 500 {
+		t.Fatalf("verify before the late charge: %v %+v", err, v)
+	}
 	f.clock.Add(24 * time.Hour)
 	prev, err := f.svc.Preview(ctx)
 	if err != nil || prev.ChargedCents != 50 || !prev.Lines[0].Late {
@@ -172,6 +175,9 @@ func TestService_GraceAndLateCalls(t *testing.T) {
 	}
 	if v := metricValue(t, f.reg, "meterd_billing_late_calls_total"); v != 500 {
 		t.Fatalf("late_calls_total = %v", v)
+	}
+	if v, err := f.led.Verify(ctx); err != nil || !v.OK || len(v.LateCalls) != 0 {
+		t.Fatalf("verify after the late charge: %v %+v", err, v)
 	}
 	if rep := f.run(); rep.Charges != 0 || len(f.rec.posts()) != 3 {
 		t.Fatalf("billed again: %s", rep.String())
