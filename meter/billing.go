@@ -261,5 +261,9 @@ func (r *BillingReport) String() string {
 	if r.DryRun {
 		verb = "would charge"
 	}
-	return fmt.Sprintf("%s %d cents in %d invoice items; %d errors", verb, r.ChargedCents, r.Charges, r.Errors)
+	s := fmt.Sprintf("%s %d cents in %d invoice items; %d errors", verb, r.ChargedCents, r.Charges, r.Errors)
+	if r.UnbillableCents > 0 {
+		s += fmt.Sprintf("; %d cents due from accounts without a Stripe customer", r.UnbillableCents)
+	}
+	return s
 }

@@ -265,7 +265,7 @@ func printReport(w io.Writer, rep meter.BillingReport, asJSON bool) error {
 		return enc.Encode(rep)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tPERIOD\tSTATUS\tOVERAGE CALLS\tBILLABLE\tBILLED\tCHARGE\tPROJECTED\tNOTE")
+	fmt.Fprintln(tw, "ACCOUNT\tPERIOD\tSTATUS\tOVERAGE CALLS\tBILLABLE\tBILLED\tDUE\tCHARGE\tPROJECTED\tNOTE")
 	for _, l := range rep.Lines {
 		note := l.Reason
 		if l.Error != "" {
@@ -274,8 +274,8 @@ func printReport(w io.Writer, rep meter.BillingReport, asJSON bool) error {
 		if l.Finalized {
 			note = "finalized " + note
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", l.AccountID, periodText(l), l.Status, l.OverageCalls,
-			money(l.BillableCents), money(l.BilledCents), money(l.ChargeCents), money(l.ProjectedCents), note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.AccountID, periodText(l), l.Status, l.OverageCalls,
+			money(l.BillableCents), money(l.BilledCents), money(l.DueCents), money(l.ChargeCents), money(l.ProjectedCents), note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +137,46 @@ func TestBill_KilledMidCharge(t *testing.T) {
 	if code := do(t, "GET", p2.base+"/api/admin/billing/charges", adminToken, nil, &charges); code != 200 ||
 		charges.BilledCents != 50 || charges.PendingCents != 0 {
 		t.Fatalf("charges: %d %+v", code, charges)
+	}
+}
+
+// `meterd bill --dry-run` needs no Stripe key and shows the money at stake
+// for a Pro account without a Stripe customer.
+func TestBill_DryRunShowsAccountWithoutCustomer(t *testing.T) {
+	dir := t.TempDir()
+	plans := filepath.Join(dir, "plans.yaml")
+	if err := os.WriteFile(plans, []byte("plans:\n  pro:\n    limit: 10\n    overage_micros: 1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, dir, "--plans", plans)
+	p.waitReady(t)
+	if code := do(t, "POST", p.base+"/api/admin/accounts", adminToken,
+		map[string]string{"id": "nocus", "name": "No Customer", "plan": "pro"}, nil); code != 201 {
+		t.Fatalf("create account: %d", code)
+	}
+	for range 10 + 300 {
+		if code := do(t, "POST", p.base+"/v1/track", "", map[string]string{"account_id": "nocus", "endpoint": "/x", "method": "GET"}, nil); code != 200 {
+			t.Fatalf("track: %d", code)
+		}
+	}
+	var prev struct {
+		Accounts []struct {
+			AccountID  string `json:"account_id"`
+			NoCustomer bool   `json:"no_customer"`
+			DueCents   int64  `json:"due_cents"`
+		} `json:"accounts"`
+	}
+	if code := do(t, "GET", p.base+"/api/admin/billing/preview", adminToken, nil, &prev); code != 200 ||
+		len(prev.Accounts) != 1 || !prev.Accounts[0].NoCustomer || prev.Accounts[0].DueCents != 30 {
+		t.Fatalf("preview without a Stripe key: %d %+v", code, prev)
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	if err := p.waitExit(t, 15*time.Second); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, p.stderr)
+	}
+	stdout, stderr, err := runMeterdCmd(t, nil, "bill", "--data-dir", dir, "--plans", plans, "--dry-run")
+	if err != nil || !strings.Contains(stdout, "nocus") || !strings.Contains(stdout, "300") ||
+		!strings.Contains(stdout, "0.30") || !strings.Contains(stdout, "no stripe_customer_id") {
+		t.Fatalf("dry run: %v\n%s\n%s", err, stdout, stderr)
 	}
 }
