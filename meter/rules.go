@@ -36,18 +36,28 @@ func StampOverage(ev *Event, plan Plan, overage bool) {
 // one is a call, and an overage call also adds its own price, so overage
 // run up on one plan keeps its rate whatever the plan becomes.
 func (c *Counter) Count(ev *Event) {
-	if ev.Decision == Denied {
-		c.Denied++
-	} else {
-		c.Calls++
-		if ev.Overage {
-			c.Overage++
-			c.OverageMicros += max(ev.OverageMicros, 0)
-		}
+	if countCall(ev, &c.Calls, &c.Overage, &c.Denied) && ev.Overage {
+		c.OverageMicros += max(ev.OverageMicros, 0)
 	}
 	if ev.Time.After(c.LastCallAt) {
 		c.LastCallAt = ev.Time
 	}
+}
+
+// countCall is the part of the counting rule that period counters and
+// daily usage share: a denied call counts as denied only; an allowed one
+// as a call, and as overage when marked so. It reports whether the call
+// was allowed.
+func countCall(ev *Event, calls, overage, denied *int64) bool {
+	if ev.Decision == Denied {
+		*denied++
+		return false
+	}
+	*calls++
+	if ev.Overage {
+		*overage++
+	}
+	return true
 }
 
 // Add merges o (a delta of the same account and period) into c.
