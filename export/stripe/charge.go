@@ -109,8 +109,9 @@ func (r *run) stripeDown(line *meter.BillingLine) bool {
 }
 
 // send gets an intent to Stripe with its own key and records the outcome.
-// An intent first sent longer ago than Stripe keeps keys is looked up by
-// its metadata first, so a lost answer cannot become a second item.
+// For an intent first sent longer ago than Stripe keeps keys, the period is
+// reconciled with the customer's items first, so a lost answer cannot
+// become a second item.
 func (r *run) send(ctx context.Context, it meter.BillingIntent, line *meter.BillingLine) error {
 	line.Intent = &it
 	if line.Status = statusPending; r.stripeDown(line) {
@@ -123,12 +124,14 @@ func (r *run) send(ctx context.Context, it meter.BillingIntent, line *meter.Bill
 		return err
 	}
 	if it.Status == meter.IntentSent && r.s.now().Sub(it.SentAt) >= r.s.cfg.KeyRetention {
-		id, found, err := r.s.client.find(ctx, it)
-		switch {
-		case err != nil:
+		// Stripe may have forgotten the key: count what it holds for the
+		// period first (this intent's item included, if the lost attempt
+		// made it), and send only if it holds no item under this seq.
+		if _, err := r.reconcile(ctx, it.CustomerID, it.AccountID, meter.Period{Start: it.PeriodStart, End: it.PeriodEnd}); err != nil {
 			return r.unknown(ctx, it, line, err)
-		case found:
-			return r.done(ctx, it, id, line)
+		}
+		if resolved, err := r.reread(ctx, &it, line); resolved || err != nil {
+			return err
 		}
 	}
 	it, err := r.s.cfg.Store.UpdateBillingIntent(ctx, r.update(it, meter.IntentSent))

@@ -25,10 +25,6 @@ const (
 	mdCallsCovered = "meterd_calls_covered"
 )
 
-// lookupMargin widens the creation-time filter of a lookup, so a clock
-// that disagrees with Stripe's cannot hide an item.
-const lookupMargin = 48 * time.Hour
-
 // client is the part of Stripe billing uses: create and list invoice items.
 type client struct {
 	items   invoiceitem.Client
@@ -92,28 +88,6 @@ func itemParams(it meter.BillingIntent) *stripego.InvoiceItemParams {
 	}
 }
 
-// find looks the intent's invoice item up among the customer's items by
-// its metadata, for when Stripe may have forgotten the key.
-func (c *client) find(ctx context.Context, it meter.BillingIntent) (string, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
-	defer cancel()
-	lp := &stripego.InvoiceItemListParams{Customer: stripego.String(it.CustomerID),
-		CreatedRange: &stripego.RangeQueryParams{GreaterThanOrEqual: it.SentAt.Add(-lookupMargin).Unix()}}
-	lp.Limit = stripego.Int64(100)
-	lp.Context = ctx
-	iter := c.items.List(lp)
-	for iter.Next() {
-		ii := iter.InvoiceItem()
-		if !ii.Deleted && matches(ii.Metadata, it) {
-			return ii.ID, true, nil
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return "", false, fmt.Errorf("list invoice items of %s: %w", it.CustomerID, err)
-	}
-	return "", false, nil
-}
-
 // listPeriod returns every invoice item of the customer whose metadata
 // names the account and period: what Stripe holds for it, whoever sent it
 // and whatever the ledger remembers. It walks all the customer's items
@@ -153,12 +127,6 @@ func (c *client) listPeriod(ctx context.Context, customer, account string, perio
 func idempotencyError(err error) bool {
 	var se *stripego.Error
 	return errors.As(err, &se) && se.Type == stripego.ErrorTypeIdempotency
-}
-
-func matches(md map[string]string, it meter.BillingIntent) bool {
-	return md[mdAccount] == it.AccountID &&
-		md[mdPeriodStart] == it.PeriodStart.UTC().Format(time.RFC3339) &&
-		md[mdSeq] == strconv.FormatUint(uint64(it.Seq), 10)
 }
 
 // refused reports whether Stripe definitely did not create the item and

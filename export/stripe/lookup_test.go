@@ -12,19 +12,20 @@ import (
 	"github.com/meterd/meterd/meter"
 )
 
-// Once Stripe may have forgotten an intent's key, the rerun looks the item
-// up by its metadata: found, nothing is sent; not found, it is sent with
-// the same key.
+// Once Stripe may have forgotten an intent's key, the rerun lists what
+// Stripe holds for the period by metadata: the item found, it is recorded
+// (nothing is sent); not found, the intent is sent with the same key.
 func TestService_ForgottenKey(t *testing.T) {
 	tests := []struct {
 		name string
 		// accepted: the lost attempt created the item before the process
 		// died; otherwise Stripe answered 500 and created nothing.
-		accepted  bool
-		wantPosts int
+		accepted    bool
+		wantPosts   int
+		wantCharged int64
 	}{
-		{"ItemFoundByMetadata", true, 1},
-		{"ItemMissingIsSent", false, 2},
+		{"ItemFoundByMetadata", true, 1, 0},
+		{"ItemMissingIsSent", false, 2, 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +48,7 @@ func TestService_ForgottenKey(t *testing.T) {
 			f.restart()
 			f.clock.Add(25 * time.Hour) // past the key retention and the dead run's lease
 			rep := f.run()
-			if !rep.OK() || rep.ChargedCents != 500 {
+			if !rep.OK() || rep.ChargedCents != tt.wantCharged {
 				t.Fatalf("rerun: %s %+v", rep.String(), rep.Lines)
 			}
 			posts := f.rec.posts()
