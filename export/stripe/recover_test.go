@@ -38,9 +38,11 @@ func TestService_LeaseRenewedWhileRunLives(t *testing.T) {
 		done <- err
 	}()
 	<-f.rec.entered
-	for range 5 { // well past the lease's first expiry, in both clocks
-		f.clock.Add(ttl)
+	// Half a lease at a time, to four times its length: each step finds
+	// the lease renewed by the heartbeat since the previous one.
+	for range 8 {
 		time.Sleep(ttl)
+		f.clock.Add(ttl / 2)
 		if _, err := other.Run(context.Background()); !errors.Is(err, meter.ErrBillingBusy) {
 			t.Fatalf("second run while the first lives: %v", err)
 		}
