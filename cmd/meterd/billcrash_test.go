@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,13 +23,19 @@ type stallingStripe struct {
 
 	mu      sync.Mutex
 	items   map[string]int64 // idempotency key -> amount
+	forms   map[string]url.Values
+	order   []string
 	posts   int
 	stalled bool
 }
 
 func newStallingStripe(t *testing.T) *stallingStripe {
-	s := &stallingStripe{items: map[string]int64{}, entered: make(chan struct{}, 1)}
+	s := &stallingStripe{items: map[string]int64{}, forms: map[string]url.Values{}, entered: make(chan struct{}, 1)}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/invoiceitems" {
+			s.list(w)
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/invoiceitems" {
 			http.Error(w, `{"error":{"type":"invalid_request_error","message":"unexpected"}}`, http.StatusNotFound)
 			return
@@ -40,7 +47,8 @@ func newStallingStripe(t *testing.T) *stallingStripe {
 		s.mu.Lock()
 		s.posts++
 		if _, ok := s.items[key]; !ok {
-			s.items[key] = amount
+			s.items[key], s.forms[key] = amount, r.PostForm
+			s.order = append(s.order, key)
 		}
 		stall := !s.stalled
 		s.stalled = true
@@ -55,6 +63,27 @@ func newStallingStripe(t *testing.T) *stallingStripe {
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// list answers GET /v1/invoiceitems with every item and its metadata, on
+// one page.
+func (s *stallingStripe) list(w http.ResponseWriter) {
+	s.mu.Lock()
+	data := []map[string]any{}
+	for _, key := range s.order {
+		md := map[string]string{}
+		for k, v := range s.forms[key] {
+			if strings.HasPrefix(k, "metadata[") && strings.HasSuffix(k, "]") {
+				md[k[len("metadata["):len(k)-1]] = v[0]
+			}
+		}
+		data = append(data, map[string]any{"id": "ii_" + key, "object": "invoiceitem", "amount": s.items[key],
+			"customer": s.forms[key].Get("customer"), "metadata": md})
+	}
+	s.mu.Unlock()
+	body, _ := json.Marshal(map[string]any{"object": "list", "url": "/v1/invoiceitems", "has_more": false, "data": data})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }
 
 func (s *stallingStripe) billed() (items int, cents int64) {
@@ -137,6 +166,26 @@ func TestBill_KilledMidCharge(t *testing.T) {
 	if code := do(t, "GET", p2.base+"/api/admin/billing/charges", adminToken, nil, &charges); code != 200 ||
 		charges.BilledCents != 50 || charges.PendingCents != 0 {
 		t.Fatalf("charges: %d %+v", code, charges)
+	}
+	var recon struct {
+		Differences int `json:"differences"`
+		Accounts    []struct {
+			StripeBilledCents int64 `json:"stripe_billed_cents"`
+			LedgerBilledCents int64 `json:"ledger_billed_cents"`
+		} `json:"accounts"`
+	}
+	if code := do(t, "GET", p2.base+"/api/admin/billing/reconcile", adminToken, nil, &recon); code != 200 ||
+		recon.Differences != 0 || len(recon.Accounts) != 1 || recon.Accounts[0].StripeBilledCents != 50 {
+		t.Fatalf("reconcile: %d %+v", code, recon)
+	}
+	p2.cmd.Process.Signal(os.Interrupt)
+	if err := p2.waitExit(t, 15*time.Second); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, p2.stderr)
+	}
+	stdout, stderr, err := runMeterdCmd(t, []string{"STRIPE_SECRET_KEY=sk_test_crash", "STRIPE_API_BASE=" + stripe.srv.URL},
+		"bill", "--data-dir", dir, "--plans", plans, "--reconcile")
+	if err != nil || !strings.Contains(stdout, "1 account periods, 0 differences") {
+		t.Fatalf("bill --reconcile: %v\n%s\n%s", err, stdout, stderr)
 	}
 }
 
