@@ -130,3 +130,29 @@ func TestService_ScheduleCatchesUpMissedRun(t *testing.T) {
 		t.Fatalf("%d posts, want 2", n)
 	}
 }
+
+// A ledger that never billed gets a baseline at the scheduler's first
+// start, so a slot missed after that is caught up too.
+func TestService_ScheduleBaseline(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("pro1", "pro", "cus_pro1")
+	f.calls("pro1", 10+1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done, _ := f.svc.Schedule(ctx, billing.DefaultSchedule)
+	waitFor(t, "the baseline", func() bool {
+		last, _ := f.led.LastBillingRun(context.Background())
+		return last.Equal(nov1.Add(36 * time.Hour))
+	})
+	cancel()
+	<-done
+	if n := len(f.rec.posts()); n != 0 {
+		t.Fatalf("the first start charged: %d posts", n)
+	}
+	f.clock.Set(nov1.AddDate(0, 0, 3).Add(time.Hour)) // Nov 3 and 4, 00:00 missed
+	f.restart()
+	ctx, cancel = context.WithCancel(context.Background())
+	done, _ = f.svc.Schedule(ctx, billing.DefaultSchedule)
+	waitFor(t, "the catch-up run", func() bool { return sumAmounts(f.rec.itemsOf("cus_pro1")) == 100 })
+	cancel()
+	<-done
+}

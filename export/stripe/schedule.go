@@ -78,10 +78,17 @@ func laterOf(a, b time.Time) time.Time {
 
 // catchUp runs billing at once when a scheduled run was missed while no
 // process was running: the slot after the last completed run is already
-// past. A ledger that never completed a run has nothing to catch up.
+// past. On a ledger that never completed a run, the first start records
+// now as the baseline, so a slot missed from then on is caught up.
 func (s *Service) catchUp(ctx context.Context, sched cron.Schedule) {
 	last, err := s.cfg.Store.LastBillingRun(ctx)
-	if err != nil || last.IsZero() {
+	if err != nil {
+		return
+	}
+	if last.IsZero() {
+		if err := s.cfg.Store.RecordBillingRun(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("recording the billing schedule's baseline failed", "error", err)
+		}
 		return
 	}
 	missed := sched.Next(last)
