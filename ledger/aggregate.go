@@ -11,7 +11,8 @@ import (
 )
 
 // aggCodecV1 is the usage layout and the first counter layout;
-// counterCodecV2 appends the overage calls' summed price (micros).
+// counterCodecV2 appends the overage calls' summed price (micros) and the
+// count of overage calls recorded without one.
 const (
 	aggCodecV1     = 1
 	counterCodecV2 = 2
@@ -77,9 +78,9 @@ func decodeUsage(b []byte) meter.Usage {
 
 // counterValue is the stored form of a period counter.
 func encodeCounter(c *meter.Counter) []byte {
-	b := make([]byte, 0, 1+5*8)
+	b := make([]byte, 0, 1+6*8)
 	b = append(b, counterCodecV2)
-	for _, v := range [...]int64{c.Calls, c.Overage, c.Denied, c.LastCallAt.UnixNano(), c.OverageMicros} {
+	for _, v := range [...]int64{c.Calls, c.Overage, c.Denied, c.LastCallAt.UnixNano(), c.OverageMicros, c.UnpricedOverage} {
 		b = binary.BigEndian.AppendUint64(b, uint64(v))
 	}
 	return b
@@ -96,7 +97,9 @@ func decodeCounter(account string, period time.Time, b []byte) meter.Counter {
 		c.LastCallAt = time.Unix(0, ns).UTC()
 	}
 	if b[0] >= counterCodecV2 {
-		c.OverageMicros = int64(d.uint64())
+		c.OverageMicros, c.UnpricedOverage = int64(d.uint64()), int64(d.uint64())
+	} else {
+		c.UnpricedOverage = c.Overage
 	}
 	return c
 }

@@ -13,7 +13,8 @@ import (
 // events cheap. Every record starts with a version byte.
 
 // Event layouts: V2 appends the overage call's price (uvarint micros) to
-// V1, which had none; V1 events decode with OverageMicros 0.
+// V1, which had none; a V1 overage event decodes with OverageMicros -1
+// (unpriced, see meter.Counter.Count).
 const (
 	eventCodecV1 = 1
 	eventCodecV2 = 2
@@ -67,6 +68,8 @@ func decodeEvent(seq uint64, b []byte) (meter.Event, error) {
 	}
 	if version >= eventCodecV2 {
 		ev.OverageMicros = int64(d.uvarint())
+	} else if ev.Overage {
+		ev.OverageMicros = -1 // priced before calls carried a price
 	}
 	return ev, d.err
 }

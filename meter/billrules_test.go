@@ -130,13 +130,28 @@ func countCall(c *meter.Counter, plan meter.Plan) {
 	c.Count(ev)
 }
 
+// Overage recorded before calls carried their price is priced at the
+// account's plan; calls after the upgrade keep their own price.
 func TestCounter_LegacyFallback(t *testing.T) {
-	c := meter.Counter{Calls: 105000, Overage: 5000} // written before calls carried a price
+	c := meter.Counter{Calls: 105000, Overage: 5000, UnpricedOverage: 5000} // a first-layout counter
 	if got := meter.BillableCents(c, pro); got != 500 {
 		t.Fatalf("legacy counter billable = %d", got)
 	}
 	if got := meter.BillableCents(c, free); got != 0 {
 		t.Fatalf("legacy counter on a plan without a price = %d", got)
+	}
+	// Upgraded mid-period: 3,000 unpriced, then 2,000 priced at growth's rate.
+	c = meter.Counter{Calls: 103000, Overage: 3000, UnpricedOverage: 3000}
+	for range 2000 {
+		countCall(&c, growth)
+	}
+	if c.Overage != 5000 || c.UnpricedOverage != 3000 || meter.BillableCents(c, pro) != 300+500 {
+		t.Fatalf("mixed counter %+v billable %d", c, meter.BillableCents(c, pro))
+	}
+	var v1 meter.Counter
+	v1.Count(&meter.Event{Decision: meter.Allowed, Overage: true, OverageMicros: -1}) // a first-layout event
+	if v1.UnpricedOverage != 1 || v1.OverageMicros != 0 {
+		t.Fatalf("unpriced event counted as %+v", v1)
 	}
 }
 

@@ -1,5 +1,7 @@
 package meter
 
+import "math"
+
 // The counting rule, the overage rule and the price of a call. Every
 // place that counts (the meter's live state, the overview's running
 // totals, the ledger's aggregates and verify, the billing run) calls these
@@ -37,7 +39,11 @@ func StampOverage(ev *Event, plan Plan, overage bool) {
 // run up on one plan keeps its rate whatever the plan becomes.
 func (c *Counter) Count(ev *Event) {
 	if countCall(ev, &c.Calls, &c.Overage, &c.Denied) && ev.Overage {
-		c.OverageMicros += max(ev.OverageMicros, 0)
+		if ev.OverageMicros < 0 {
+			c.UnpricedOverage++
+		} else {
+			c.OverageMicros += ev.OverageMicros
+		}
 	}
 	if ev.Time.After(c.LastCallAt) {
 		c.LastCallAt = ev.Time
@@ -65,6 +71,7 @@ func (c *Counter) Add(o Counter) {
 	c.Calls += o.Calls
 	c.Overage += o.Overage
 	c.OverageMicros += o.OverageMicros
+	c.UnpricedOverage += o.UnpricedOverage
 	c.Denied += o.Denied
 	if o.LastCallAt.After(c.LastCallAt) {
 		c.LastCallAt = o.LastCallAt
@@ -72,13 +79,14 @@ func (c *Counter) Add(o Counter) {
 }
 
 // PricedOverageMicros is the period's overage cost in micro-dollars, each
-// call at its own rate. Counters written before calls carried their price
-// (OverageMicros 0 with overage calls) are priced at fallback's rate.
+// call at its own rate; calls recorded before calls carried their price
+// (UnpricedOverage) are priced at fallback's rate.
 func (c Counter) PricedOverageMicros(fallback Plan) int64 {
-	if c.OverageMicros == 0 && c.Overage > 0 {
-		return mulSat(c.Overage, OveragePriceMicros(fallback))
+	legacy := mulSat(c.UnpricedOverage, OveragePriceMicros(fallback))
+	if legacy > math.MaxInt64-c.OverageMicros {
+		return math.MaxInt64
 	}
-	return c.OverageMicros
+	return c.OverageMicros + legacy
 }
 
 // OverageCents is the period's overage cost in whole cents, rounded down
