@@ -12,6 +12,7 @@ func (s *Server) registerAdminRoutes(r *mux.Router) {
 	r.HandleFunc("/api/admin/accounts", s.requireAdmin(s.handleCreateAccount)).Methods(http.MethodPost)
 	r.HandleFunc("/api/admin/accounts/{id}", s.requireAdmin(s.handleGetAccount)).Methods(http.MethodGet)
 	r.HandleFunc("/api/admin/accounts/{id}", s.requireAdmin(s.handlePatchAccount)).Methods(http.MethodPatch)
+	r.HandleFunc("/api/admin/accounts/{id}/pending-plan", s.requireAdmin(s.handleCancelPendingPlan)).Methods(http.MethodDelete)
 	r.HandleFunc("/api/admin/accounts/{id}/keys", s.requireAdmin(s.handleIssueKey)).Methods(http.MethodPost)
 	r.HandleFunc("/api/admin/keys/{id}", s.requireAdmin(s.handleRevokeKey)).Methods(http.MethodDelete)
 }
@@ -77,6 +78,11 @@ type patchRequest struct {
 	Plan              *string `json:"plan"`
 	StripeCustomerID  *string `json:"stripe_customer_id"`
 	MonthlyPriceCents *int64  `json:"monthly_price_cents"`
+	// Effective is "now" or "period_end" (the default: upgrades apply at
+	// once, downgrades at the end of the period).
+	Effective *string `json:"effective"`
+	// CancelPending drops a scheduled plan change.
+	CancelPending bool `json:"cancel_pending"`
 }
 
 func (s *Server) handlePatchAccount(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +92,17 @@ func (s *Server) handlePatchAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.meter.UpdateAccount(r.Context(), mux.Vars(r)["id"], meter.AccountPatch(req))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.accountResponse(a))
+}
+
+// handleCancelPendingPlan drops a scheduled plan change; the account is
+// returned as it now stands.
+func (s *Server) handleCancelPendingPlan(w http.ResponseWriter, r *http.Request) {
+	a, err := s.meter.UpdateAccount(r.Context(), mux.Vars(r)["id"], meter.AccountPatch{CancelPending: true})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -37,8 +37,29 @@ func TestAdmin_PlanChange(t *testing.T) {
 		t.Errorf("usage %+v, want pro with 1001 calls and 1 denied", u)
 	}
 
-	// And back down: the Free limit applies at once again.
-	s.Admin(t, http.MethodPatch, "/api/admin/accounts/acct_up", `{"plan":"free"}`)
+	// A downgrade waits for the period end by default: Pro stays in force,
+	// and the change shows as pending until cancelled.
+	resp = s.Admin(t, http.MethodPatch, "/api/admin/accounts/acct_up", `{"plan":"free"}`)
+	var pending struct {
+		Plan          string `json:"plan"`
+		PendingPlan   string `json:"pending_plan"`
+		PendingPlanAt string `json:"pending_plan_at"`
+	}
+	mustUnmarshal(t, resp.Body, &pending)
+	if pending.Plan != "pro" || pending.PendingPlan != "free" || pending.PendingPlanAt != "2026-04-01T00:00:00Z" {
+		t.Errorf("scheduled downgrade: %s", resp.Body)
+	}
+	decodeTrack(t, s.Track(t, key), http.StatusOK)
+	resp = s.Admin(t, http.MethodDelete, "/api/admin/accounts/acct_up/pending-plan", "")
+	if resp.Status != http.StatusOK || strings.Contains(string(resp.Body), "pending_plan") {
+		t.Errorf("cancel: %d %s", resp.Status, resp.Body)
+	}
+	if resp := s.Admin(t, http.MethodPatch, "/api/admin/accounts/acct_up", `{"plan":"free","effective":"later"}`); resp.Status != http.StatusBadRequest {
+		t.Errorf("effective later: %d %s", resp.Status, resp.Body)
+	}
+
+	// "effective": "now": the Free limit applies at once again.
+	s.Admin(t, http.MethodPatch, "/api/admin/accounts/acct_up", `{"plan":"free","effective":"now"}`)
 	mustErrorBody(t, s.Track(t, key), http.StatusTooManyRequests, "quota_exceeded")
 }
 

@@ -2,8 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/meterd/meterd/meter"
 )
@@ -16,6 +17,10 @@ type Biller interface {
 	// Charges lists the billing intents of periods starting in month
 	// ("YYYY-MM").
 	Charges(ctx context.Context, month string) ([]meter.BillingIntent, error)
+	// Reconcile compares, per account period starting in month, the
+	// ledger's billed total with Stripe's and what is due. It fails with
+	// meter.ErrBillingDisabled without a Stripe key.
+	Reconcile(ctx context.Context, month string) (meter.ReconcileReport, error)
 }
 
 var (
@@ -36,7 +41,8 @@ type billingRoutes struct {
 
 // RegisterBilling adds the billing routes; call it once. A nil b means
 // billing is disabled: the routes answer 503 billing_disabled (after
-// authentication). cronSecret, when set, is accepted besides the admin
+// authentication). A biller without a Stripe key previews and lists, and
+// answers meter.ErrBillingDisabled (503) to whatever needs Stripe. cronSecret, when set, is accepted besides the admin
 // token as the bearer of POST /api/cron/process-overage, for external
 // schedulers that should not hold the admin token.
 func (s *Server) RegisterBilling(b Biller, cronSecret string) {
@@ -44,6 +50,7 @@ func (s *Server) RegisterBilling(b Biller, cronSecret string) {
 	s.router.HandleFunc("/api/cron/process-overage", br.requireCron(br.handleProcessOverage)).Methods(http.MethodPost)
 	s.router.HandleFunc("/api/admin/billing/preview", s.requireAdmin(br.handlePreview)).Methods(http.MethodGet)
 	s.router.HandleFunc("/api/admin/billing/charges", s.requireAdmin(br.handleCharges)).Methods(http.MethodGet)
+	s.router.HandleFunc("/api/admin/billing/reconcile", s.requireAdmin(br.handleReconcile)).Methods(http.MethodGet)
 }
 
 // requireCron accepts the admin token or the cron secret.
@@ -71,8 +78,51 @@ type billingResponse struct {
 // scheduler's timeout cannot cut a charge in half.
 func (br *billingRoutes) handleProcessOverage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := meter.BillingOptions{Period: q.Get("period"), DryRun: q.Get("dry_run") == "true" || q.Get("dry_run") == "1"}
+	dry, err := parseDryRun(q.Get("dry_run"))
+	if err != nil {
+		br.s.writeError(w, r, err)
+		return
+	}
+	opts := meter.BillingOptions{Period: q.Get("period"), DryRun: dry}
 	br.bill(context.WithoutCancel(r.Context()), w, r, opts)
+}
+
+// parseDryRun accepts what strconv.ParseBool accepts (1, t, TRUE, true,
+// 0, f, false, ...) and "yes"/"no" in any case; absent means false.
+// Anything else is a 400: a typo must never turn a preview into a charge.
+func parseDryRun(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "":
+		return false, nil
+	case "yes", "y", "on":
+		return true, nil
+	case "no", "n", "off":
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, meter.Invalid("dry_run", "must be a boolean (true, false, 1, 0, yes, no), not %q", v)
+	}
+	return b, nil
+}
+
+// handleReconcile answers GET /api/admin/billing/reconcile?period=YYYY-MM
+// (default: the current month).
+func (br *billingRoutes) handleReconcile(w http.ResponseWriter, r *http.Request) {
+	if br.b == nil {
+		br.s.writeError(w, r, errBillingDisabled)
+		return
+	}
+	period := r.URL.Query().Get("period")
+	if period == "" {
+		period = br.s.meter.Now().Format("2006-01")
+	}
+	rep, err := br.b.Reconcile(r.Context(), period)
+	if err != nil {
+		br.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (br *billingRoutes) handlePreview(w http.ResponseWriter, r *http.Request) {
@@ -85,9 +135,6 @@ func (br *billingRoutes) bill(ctx context.Context, w http.ResponseWriter, r *htt
 		return
 	}
 	rep, err := br.b.Bill(ctx, opts)
-	if errors.Is(err, meter.ErrBillingBusy) {
-		err = errBillingBusy
-	}
 	if err != nil {
 		br.s.writeError(w, r, err)
 		return

@@ -68,6 +68,10 @@ func classify(err error) *apiError {
 			"the ledger's disk is below its free-space floor; writes resume when space returns")
 	case errors.Is(err, meter.ErrOverloaded):
 		return newError(http.StatusServiceUnavailable, "overloaded", "the ledger is busy; retry shortly")
+	case errors.Is(err, meter.ErrBillingBusy):
+		return errBillingBusy
+	case errors.Is(err, meter.ErrBillingDisabled):
+		return errBillingDisabled
 	case errors.Is(err, meter.ErrClosed):
 		return newError(http.StatusServiceUnavailable, "shutting_down", "meterd is shutting down")
 	}

@@ -46,7 +46,9 @@ func setQuotaHeaders(h http.Header, res meter.Result, period meter.Period, now t
 	name := sfString(res.Plan)
 	window := int64(period.End.Sub(period.Start) / time.Second)
 	h.Set(HeaderRateLimitPolicy, name+";q="+strconv.FormatInt(res.Limit, 10)+";w="+strconv.FormatInt(window, 10))
-	h.Set(HeaderRateLimit, name+";r="+strconv.FormatInt(res.Remaining, 10)+";t="+strconv.FormatInt(secondsUntil(res.Reset, now), 10))
+	if !inOverage(res) { // see setRateLimitHeaders: r=0 means "wait" to draft-aware clients
+		h.Set(HeaderRateLimit, name+";r="+strconv.FormatInt(res.Remaining, 10)+";t="+strconv.FormatInt(secondsUntil(res.Reset, now), 10))
+	}
 	if pct := res.Calls * 100 / res.Limit; pct >= WarningPercent {
 		h.Set(HeaderQuotaWarning, strconv.FormatInt(pct, 10)+"% of "+strconv.FormatInt(res.Limit, 10)+" calls used this period")
 	}

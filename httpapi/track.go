@@ -132,9 +132,23 @@ func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body tra
 	writeJSON(w, status, out)
 }
 
+// quotaMessage names an upgrade only if a configured plan offers more
+// calls than the customer's.
 func quotaMessage(res meter.Result) string {
-	return fmt.Sprintf("Monthly limit of %d calls on the %s plan reached; it resets at %s. Upgrade to Pro for more calls.",
+	msg := fmt.Sprintf("Monthly limit of %d calls on the %s plan reached; it resets at %s.",
 		res.Limit, res.Plan, res.Reset.Format(time.RFC3339))
+	if res.Upgrade != "" {
+		msg += " Upgrade to " + planTitle(res.Upgrade) + " for more calls."
+	}
+	return msg
+}
+
+// planTitle capitalises a plan name for prose: "pro" -> "Pro".
+func planTitle(name string) string {
+	if name == "" || name[0] < 'a' || name[0] > 'z' {
+		return name
+	}
+	return string(name[0]-'a'+'A') + name[1:]
 }
 
 // setRateLimitHeaders writes X-RateLimit-* (Limit and Remaining omitted for
@@ -142,12 +156,29 @@ func quotaMessage(res meter.Result) string {
 func setRateLimitHeaders(h http.Header, res meter.Result, now time.Time) {
 	if !res.Unlimited {
 		h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+		// A soft plan past its included calls is not limited: a Remaining
+		// of 0 would make standard clients wait for the reset while their
+		// calls are allowed (and billed as overage), so it is left out.
+		if !inOverage(res) {
+			h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+		}
 	}
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(res.Reset.Unix(), 10))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(resetUnix(res.Reset), 10))
 	if !res.Allowed {
 		h.Set("Retry-After", strconv.FormatInt(retryAfter(res.Reset, now), 10))
 	}
+}
+
+// inOverage reports a soft plan whose included calls are used up.
+func inOverage(res meter.Result) bool { return res.Soft && res.Allowed && res.Remaining == 0 }
+
+// resetUnix is the reset in whole unix seconds, rounded up, so the header
+// never announces a reset before the real one.
+func resetUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 func retryAfter(reset, now time.Time) int64 {

@@ -173,8 +173,18 @@ func TestTrack_ProOverage(t *testing.T) {
 		if !r.Allowed || r.Overage != wantOverage || *r.Remaining != max(4-int64(i), 0) {
 			t.Errorf("call %d: %+v, want allowed, overage %v", i, r, wantOverage)
 		}
+		// Once the included calls are used, Remaining (and the draft's
+		// RateLimit) are left out: a 0 would make clients back off while
+		// their calls are allowed.
+		remaining, rl := "", ""
+		if i < 4 {
+			remaining, rl = strconv.Itoa(4-i), resp.Header.Get("RateLimit")
+			if rl == "" {
+				t.Errorf("call %d: no RateLimit header below the limit", i)
+			}
+		}
 		wantHeaders(t, resp.Header, map[string]string{"X-RateLimit-Limit": "4",
-			"X-RateLimit-Remaining": strconv.Itoa(max(4-i, 0)), "Retry-After": ""})
+			"X-RateLimit-Remaining": remaining, "RateLimit": rl, "Retry-After": ""})
 	}
 	u := s.MustUsage(t, "acct_pro")
 	if u.APICalls != 7 || u.OverageCalls != 3 || u.OverageCostCents != 7 || u.UsagePercentage != 175 {

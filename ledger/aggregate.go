@@ -10,7 +10,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-const aggCodecV1 = 1
+// aggCodecV1 is the usage layout and the first counter layout;
+// counterCodecV2 appends the overage calls' summed price (micros) and the
+// count of overage calls recorded without one.
+const (
+	aggCodecV1     = 1
+	counterCodecV2 = 2
+)
 
 // dayNumber is days since 1970-01-01 UTC: a compact, ordered day key.
 func dayNumber(t time.Time) uint32 { return uint32(t.UTC().Unix() / 86400) }
@@ -72,9 +78,9 @@ func decodeUsage(b []byte) meter.Usage {
 
 // counterValue is the stored form of a period counter.
 func encodeCounter(c *meter.Counter) []byte {
-	b := make([]byte, 0, 1+4*8)
-	b = append(b, aggCodecV1)
-	for _, v := range [...]int64{c.Calls, c.Overage, c.Denied, c.LastCallAt.UnixNano()} {
+	b := make([]byte, 0, 1+6*8)
+	b = append(b, counterCodecV2)
+	for _, v := range [...]int64{c.Calls, c.Overage, c.Denied, c.LastCallAt.UnixNano(), c.OverageMicros, c.UnpricedOverage} {
 		b = binary.BigEndian.AppendUint64(b, uint64(v))
 	}
 	return b
@@ -89,6 +95,11 @@ func decodeCounter(account string, period time.Time, b []byte) meter.Counter {
 	c.Calls, c.Overage, c.Denied = int64(d.uint64()), int64(d.uint64()), int64(d.uint64())
 	if ns := int64(d.uint64()); ns != 0 {
 		c.LastCallAt = time.Unix(0, ns).UTC()
+	}
+	if b[0] >= counterCodecV2 {
+		c.OverageMicros, c.UnpricedOverage = int64(d.uint64()), int64(d.uint64())
+	} else {
+		c.UnpricedOverage = c.Overage
 	}
 	return c
 }
@@ -131,17 +142,7 @@ func (d *deltas) addEvent(ev *meter.Event) {
 		c = &meter.Counter{AccountID: ev.AccountID, PeriodStart: ev.PeriodStart}
 		d.counters[ck] = c
 	}
-	if ev.Decision == meter.Denied {
-		c.Denied++
-	} else {
-		c.Calls++
-		if ev.Overage {
-			c.Overage++
-		}
-	}
-	if ev.Time.After(c.LastCallAt) {
-		c.LastCallAt = ev.Time
-	}
+	c.Count(ev)
 	ak := acctK{ev.AccountID, dayNumber(ev.Time)}
 	usageOf(d.daily, dailyK{ak, ev.Endpoint, ev.Method}).AddEvent(ev)
 	usageOf(d.acct, ak).AddEvent(ev)
@@ -204,12 +205,7 @@ func (d *deltas) applyCounters(b *bolt.Bucket) error {
 	for _, r := range recs {
 		delta := r.counter
 		cur := decodeCounter(delta.AccountID, delta.PeriodStart, b.Get(r.key))
-		cur.Calls += delta.Calls
-		cur.Overage += delta.Overage
-		cur.Denied += delta.Denied
-		if delta.LastCallAt.After(cur.LastCallAt) {
-			cur.LastCallAt = delta.LastCallAt
-		}
+		cur.Add(*delta)
 		if err := b.Put(r.key, encodeCounter(&cur)); err != nil {
 			return err
 		}

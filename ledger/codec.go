@@ -12,7 +12,13 @@ import (
 // one event per metered call: this keeps a group commit of thousands of
 // events cheap. Every record starts with a version byte.
 
-const eventCodecV1 = 1
+// Event layouts: V2 appends the overage call's price (uvarint micros) to
+// V1, which had none; a V1 overage event decodes with OverageMicros -1
+// (unpriced, see meter.Counter.Count).
+const (
+	eventCodecV1 = 1
+	eventCodecV2 = 2
+)
 
 var errShortRecord = errors.New("ledger: short record")
 
@@ -34,7 +40,7 @@ func appendString(b []byte, s string) []byte {
 
 // encodeEvent lays out an event; the seq is the key, not part of the value.
 func encodeEvent(b []byte, ev *meter.Event) []byte {
-	b = append(b, eventCodecV1, byte(ev.Decision), boolByte(ev.Overage))
+	b = append(b, eventCodecV2, byte(ev.Decision), boolByte(ev.Overage))
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.Time.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.PeriodStart.Unix()))
 	b = binary.AppendUvarint(b, uint64(ev.Status))
@@ -42,13 +48,14 @@ func encodeEvent(b []byte, ev *meter.Event) []byte {
 	for _, s := range [...]string{ev.Node, ev.AccountID, ev.KeyID, ev.Endpoint, ev.Method, ev.IdempotencyKey} {
 		b = appendString(b, s)
 	}
-	return b
+	return binary.AppendUvarint(b, uint64(max(ev.OverageMicros, 0)))
 }
 
 // decodeEvent copies everything out of b, which may be bbolt memory.
 func decodeEvent(seq uint64, b []byte) (meter.Event, error) {
 	d := decoder{b: b}
-	if d.byte() != eventCodecV1 {
+	version := d.byte()
+	if version != eventCodecV1 && version != eventCodecV2 {
 		return meter.Event{}, errors.New("ledger: unknown event version")
 	}
 	ev := meter.Event{Seq: seq, Decision: meter.Decision(d.byte()), Overage: d.byte() == 1}
@@ -58,6 +65,11 @@ func decodeEvent(seq uint64, b []byte) (meter.Event, error) {
 	ev.LatencyMicros = int64(d.uvarint())
 	for _, p := range [...]*string{&ev.Node, &ev.AccountID, &ev.KeyID, &ev.Endpoint, &ev.Method, &ev.IdempotencyKey} {
 		*p = d.string()
+	}
+	if version >= eventCodecV2 {
+		ev.OverageMicros = int64(d.uvarint())
+	} else if ev.Overage {
+		ev.OverageMicros = -1 // priced before calls carried a price
 	}
 	return ev, d.err
 }

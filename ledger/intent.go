@@ -177,19 +177,15 @@ func (l *Ledger) CreateBillingIntent(ctx context.Context, owner string, in meter
 			return err
 		}
 		st, err := getState(bb.state, in.AccountID, in.PeriodStart)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case st.Final:
-			refusal = meter.ErrPeriodFinal
-			return nil
-		case st.OpenSeq != 0 || st.BilledCents != billedCents:
-			refusal = meter.ErrBillingConflict
+		}
+		if refusal = meter.CheckNewIntent(st, in, billedCents); refusal != nil {
 			return nil
 		}
 		st.LastSeq++
 		st.OpenSeq = st.LastSeq
-		in = newIntent(in, st.LastSeq)
+		in = meter.NewIntent(in, st.LastSeq)
 		return putIntent(bb, st, in)
 	})
 	if err == nil {
@@ -199,17 +195,6 @@ func (l *Ledger) CreateBillingIntent(ctx context.Context, owner string, in meter
 		return meter.BillingIntent{}, fmt.Errorf("create billing intent for %s: %w", in.AccountID, err)
 	}
 	return in, nil
-}
-
-// newIntent stamps a fresh intent with its Seq, key and initial status.
-func newIntent(in meter.BillingIntent, seq uint32) meter.BillingIntent {
-	in.PeriodStart, in.PeriodEnd = in.PeriodStart.UTC(), in.PeriodEnd.UTC()
-	in.Seq = seq
-	in.IdempotencyKey = meter.IntentKey(in.AccountID, in.PeriodStart, seq)
-	in.Status, in.StripeID, in.Attempts, in.LastError = meter.IntentPending, "", 0, ""
-	in.CreatedAt = in.CreatedAt.UTC()
-	in.UpdatedAt, in.SentAt = in.CreatedAt, time.Time{}
-	return in
 }
 
 // putIntent writes an intent with its period state and open-index entry.
@@ -252,7 +237,7 @@ func (l *Ledger) UpdateBillingIntent(ctx context.Context, u meter.IntentUpdate) 
 		if err != nil {
 			return err
 		}
-		applyUpdate(&it, &st, u)
+		meter.ApplyIntentUpdate(&it, &st, u)
 		out = it
 		return putIntent(bb, st, it)
 	})
@@ -263,35 +248,6 @@ func (l *Ledger) UpdateBillingIntent(ctx context.Context, u meter.IntentUpdate) 
 		return meter.BillingIntent{}, fmt.Errorf("update billing intent %s: %w", meter.IntentKey(u.AccountID, u.PeriodStart, u.Seq), err)
 	}
 	return out, nil
-}
-
-// applyUpdate moves an open intent and its period state on.
-func applyUpdate(it *meter.BillingIntent, st *meter.BillingState, u meter.IntentUpdate) {
-	at := u.At.UTC()
-	it.UpdatedAt = at
-	if u.Error != "" {
-		it.LastError = u.Error
-	}
-	switch u.Status {
-	case meter.IntentSent:
-		if u.Error == "" {
-			it.Attempts++
-		}
-		if it.SentAt.IsZero() {
-			it.SentAt = at
-		}
-		it.Status = meter.IntentSent
-		return
-	case meter.IntentDone:
-		it.Status, it.StripeID = meter.IntentDone, u.StripeID
-		st.BilledCents += it.AmountCents
-		st.BilledCalls = max(st.BilledCalls, it.CallsCovered)
-	case meter.IntentFailed:
-		it.Status = meter.IntentFailed
-	}
-	if st.OpenSeq == it.Seq {
-		st.OpenSeq = 0
-	}
 }
 
 // OpenBillingIntents implements meter.BillingStore.
@@ -351,11 +307,10 @@ func (l *Ledger) FinalizeBillingPeriod(ctx context.Context, owner, account strin
 			return err
 		}
 		st, err := getState(bb.state, account, periodStart)
-		switch {
-		case err != nil || st.Final:
+		if err != nil || st.Final {
 			return err
-		case st.OpenSeq != 0:
-			refusal = meter.ErrBillingConflict
+		}
+		if refusal = meter.CheckFinalize(st); refusal != nil {
 			return nil
 		}
 		st.Final, st.FinalizedAt = true, at.UTC()

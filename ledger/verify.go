@@ -76,9 +76,12 @@ type VerifyReport struct {
 	Days        VerifyCount `json:"days"`
 	// Busy counts cross-record comparisons skipped because calls of that
 	// day were committed while Verify read it (only on a live ledger).
-	Busy         int       `json:"busy_skipped"`
-	Problems     []Problem `json:"problems"`
-	MoreProblems int       `json:"more_problems,omitempty"`
+	Busy     int       `json:"busy_skipped"`
+	Problems []Problem `json:"problems"`
+	// LateCalls lists finalized periods holding overage calls committed
+	// after finalization and not billed yet (the next run bills them).
+	LateCalls    []LatePeriod `json:"late_calls,omitempty"`
+	MoreProblems int          `json:"more_problems,omitempty"`
 }
 
 func (r *VerifyReport) add(p Problem) {
@@ -217,7 +220,7 @@ func newVerifier() *verifier {
 
 func (v *verifier) run(ctx context.Context, l *Ledger) error {
 	for _, step := range []func(context.Context, *Ledger) error{
-		v.scanEvents, v.scanUsage, v.scanDailyTotal, v.checkLeftovers, v.scanAccounts, v.scanKeys,
+		v.scanEvents, v.scanUsage, v.scanDailyTotal, v.checkLeftovers, v.scanAccounts, v.scanKeys, v.scanLateCalls,
 	} {
 		if err := step(ctx, l); err != nil {
 			return err
@@ -338,17 +341,7 @@ func (v *verifier) tally(tx *bolt.Tx, ev *meter.Event) {
 			t = &counterTally{c: meter.Counter{AccountID: ev.AccountID, PeriodStart: ev.PeriodStart}}
 			v.counters[k] = t
 		}
-		if ev.Decision == meter.Denied {
-			t.c.Denied++
-		} else {
-			t.c.Calls++
-			if ev.Overage {
-				t.c.Overage++
-			}
-		}
-		if ev.Time.After(t.c.LastCallAt) {
-			t.c.LastCallAt = ev.Time
-		}
+		t.c.Count(ev)
 	}
 	if v.checkable(dayTime(day)) {
 		k := acctK{ev.AccountID, day}

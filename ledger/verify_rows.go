@@ -91,7 +91,7 @@ func (v *verifier) usageRow(tx *bolt.Tx, k, val []byte, since uint64) {
 		v.requireAccount(tx, account, "usage row")
 	}
 	switch {
-	case kind == kindCounter && len(rest) == 8 && len(val) == 1+4*8:
+	case kind == kindCounter && len(rest) == 8 && (len(val) == 1+4*8 || len(val) == 1+6*8):
 		period := time.Unix(int64(binary.BigEndian.Uint64(rest)), 0).UTC()
 		v.counterRow(decodeCounter(account, period, val))
 	case kind == kindDaily && len(rest) == 4 && len(val) == 1+7*8:
@@ -123,13 +123,13 @@ func (v *verifier) counterRow(got meter.Counter) {
 
 func (v *verifier) compareCounter(got, want meter.Counter) {
 	if got.Calls == want.Calls && got.Overage == want.Overage && got.Denied == want.Denied &&
-		got.LastCallAt.Equal(want.LastCallAt) {
+		got.OverageMicros == want.OverageMicros && got.UnpricedOverage == want.UnpricedOverage && got.LastCallAt.Equal(want.LastCallAt) {
 		return
 	}
 	v.rep.add(Problem{Kind: ProblemCounter, Account: got.AccountID, At: got.PeriodStart.Format(time.RFC3339),
-		Message: fmt.Sprintf("counter holds calls=%d overage=%d denied=%d last_call=%s; its events say calls=%d overage=%d denied=%d last_call=%s",
-			got.Calls, got.Overage, got.Denied, got.LastCallAt.Format(time.RFC3339Nano),
-			want.Calls, want.Overage, want.Denied, want.LastCallAt.Format(time.RFC3339Nano))})
+		Message: fmt.Sprintf("counter holds calls=%d overage=%d overage_micros=%d denied=%d last_call=%s; its events say calls=%d overage=%d overage_micros=%d denied=%d last_call=%s",
+			got.Calls, got.Overage, got.OverageMicros, got.Denied, got.LastCallAt.Format(time.RFC3339Nano),
+			want.Calls, want.Overage, want.OverageMicros, want.Denied, want.LastCallAt.Format(time.RFC3339Nano))})
 }
 
 func (v *verifier) dailyRow(account string, day uint32, u meter.Usage) {

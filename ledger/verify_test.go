@@ -182,7 +182,7 @@ func TestLedger_Verify_Corruption(t *testing.T) {
 			t.Fatalf("ok=%v problems %+v", rep.OK, rep.Problems)
 		}
 		p := rep.Problems[0]
-		want := "counter holds calls=7 overage=0 denied=1 last_call=2026-03-02T03:00:00Z; its events say calls=3 overage=0 denied=1 last_call=2026-03-02T03:00:00Z"
+		want := "counter holds calls=7 overage=0 overage_micros=0 denied=1 last_call=2026-03-02T03:00:00Z; its events say calls=3 overage=0 overage_micros=0 denied=1 last_call=2026-03-02T03:00:00Z"
 		if p.Kind != ledger.ProblemCounter || p.Account != "b" || p.Message != want {
 			t.Fatalf("problem %+v", p)
 		}

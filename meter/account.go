@@ -26,6 +26,29 @@ type Account struct {
 	// billing stay, so overage already run up is still billed and the id
 	// cannot be reused.
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	// PendingPlan is a scheduled plan change (a downgrade waits for the
+	// end of the period the customer paid for); it takes effect at
+	// PendingPlanAt, with PendingPriceCents as the price override (0: the
+	// plan's price). Both are empty when nothing is scheduled.
+	PendingPlan       string     `json:"pending_plan,omitempty"`
+	PendingPlanAt     *time.Time `json:"pending_plan_at,omitempty"`
+	PendingPriceCents int64      `json:"pending_monthly_price_cents,omitempty"`
+}
+
+// ApplyDuePlanChange returns a with its scheduled plan change applied if
+// it is due at now, and whether it was.
+func (a Account) ApplyDuePlanChange(now time.Time) (Account, bool) {
+	if a.PendingPlan == "" || a.PendingPlanAt == nil || now.Before(*a.PendingPlanAt) {
+		return a, false
+	}
+	a.Plan, a.MonthlyPriceCents = a.PendingPlan, a.PendingPriceCents
+	a.CancelPlanChange()
+	return a, true
+}
+
+// CancelPlanChange drops a scheduled plan change.
+func (a *Account) CancelPlanChange() {
+	a.PendingPlan, a.PendingPlanAt, a.PendingPriceCents = "", nil, 0
 }
 
 // Account statuses, as Status reports them.

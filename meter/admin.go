@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"sort"
+	"time"
 )
 
 // AccountPatch lists the fields an admin may change; nil means unchanged.
@@ -14,6 +15,11 @@ type AccountPatch struct {
 	Plan              *string
 	StripeCustomerID  *string
 	MonthlyPriceCents *int64
+	// Effective is when a plan change applies: "now", or "" / "period_end"
+	// for the default (upgrades at once, downgrades at period end).
+	Effective *string
+	// CancelPending drops a scheduled plan change.
+	CancelPending bool
 }
 
 // CreateAccount validates and stores a new account. An empty ID gets a
@@ -26,9 +32,11 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 		a.Plan = m.plans.Default()
 	}
 	if a.BillingAnchor != nil {
-		t := a.BillingAnchor.UTC()
+		// Stored to the second, so no reset is ever announced early.
+		t := a.BillingAnchor.UTC().Truncate(time.Second)
 		a.BillingAnchor = &t
 	}
+	a.CancelPlanChange()
 	a.CreatedAt = m.Now()
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
@@ -45,7 +53,7 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), a.CreatedAt), totals: m.totals}
+	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), a.CreatedAt), totals: m.totals, plans: m.plans}
 	m.totals.move(contribution{}, st.contributionLocked())
 	m.mu.Lock()
 	m.accounts[a.ID] = st
@@ -110,11 +118,16 @@ func (m *Meter) Account(id string) (Account, error) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.rollLocked(m.Now())
 	return st.acct, nil
 }
 
-// UpdateAccount applies a patch. A plan change takes effect at once: the
-// very next call is decided against the new plan's limit.
+// UpdateAccount applies a patch. A plan change follows the schedule rule
+// (SchedulePlanChange): an upgrade takes effect at once (the very next
+// call is decided against the new plan), a downgrade at the end of the
+// current period unless p.Effective is "now"; a scheduled change shows as
+// PendingPlan and PendingPlanAt. A plan change drops the account's price
+// override unless the patch sets one.
 func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (Account, error) {
 	m.adminMu.Lock()
 	defer m.adminMu.Unlock()
@@ -123,10 +136,14 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 		return Account{}, ErrAccountNotFound
 	}
 	st.mu.Lock()
-	a := st.acct
+	st.rollLocked(m.Now())
+	a, cur, period := st.acct, st.plan, st.period
 	st.mu.Unlock()
 	if a.DeletedAt != nil {
 		return Account{}, ErrAccountDeleted
+	}
+	if err := m.applyPlanPatch(&a, cur, period, p); err != nil {
+		return Account{}, err
 	}
 	applyPatch(&a, p)
 	if err := m.validateAccount(&a); err != nil {
@@ -141,7 +158,39 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	st.acct, st.plan = a, plan
 	st.totals.move(before, st.contributionLocked())
 	st.mu.Unlock()
+	m.trackPending(a)
 	return a, nil
+}
+
+// applyPlanPatch applies or schedules the plan change of a patch.
+func (m *Meter) applyPlanPatch(a *Account, cur Plan, period Period, p AccountPatch) error {
+	now := p.Effective != nil && *p.Effective == "now"
+	if p.Effective != nil && !now && *p.Effective != "" && *p.Effective != "period_end" {
+		return Invalid("effective", "must be \"now\" or \"period_end\"")
+	}
+	if p.CancelPending || (p.Plan != nil && *p.Plan == a.Plan) {
+		a.CancelPlanChange()
+	}
+	if p.Plan == nil || *p.Plan == a.Plan {
+		return nil
+	}
+	to, ok := m.plans.Get(*p.Plan)
+	if !ok {
+		return Invalid("plan", "unknown plan %q (have %v)", *p.Plan, m.plans.Names())
+	}
+	var price int64
+	if p.MonthlyPriceCents != nil {
+		price = *p.MonthlyPriceCents
+	}
+	change := SchedulePlanChange(cur, to, period, now)
+	if change.Now {
+		a.CancelPlanChange()
+		a.Plan, a.MonthlyPriceCents = to.Name, price
+		return nil
+	}
+	at := change.At
+	a.PendingPlan, a.PendingPlanAt, a.PendingPriceCents = to.Name, &at, price
+	return nil
 }
 
 func applyPatch(a *Account, p AccountPatch) {
@@ -151,13 +200,10 @@ func applyPatch(a *Account, p AccountPatch) {
 	if p.Email != nil {
 		a.Email = *p.Email
 	}
-	if p.Plan != nil {
-		a.Plan = *p.Plan
-	}
 	if p.StripeCustomerID != nil {
 		a.StripeCustomerID = *p.StripeCustomerID
 	}
-	if p.MonthlyPriceCents != nil {
+	if p.MonthlyPriceCents != nil && (p.Plan == nil || a.PendingPlan == "" || a.Plan == *p.Plan) {
 		a.MonthlyPriceCents = *p.MonthlyPriceCents
 	}
 }

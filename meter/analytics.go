@@ -46,6 +46,7 @@ type Overview struct {
 // the number of accounts.
 func (m *Meter) Overview() Overview {
 	now := m.Now()
+	m.applyDuePlanChanges(now)
 	o := Overview{At: now, Users: make(map[string]int64, len(m.plans.names))}
 	for _, name := range m.plans.names {
 		o.Users[name] = 0

@@ -21,6 +21,9 @@ var (
 	ErrPeriodFinal = errors.New("billing period is finalized")
 	// ErrIntentNotFound: no billing intent has the given reference.
 	ErrIntentNotFound = errors.New("billing intent not found")
+	// ErrBillingDisabled: the operation needs Stripe, and no secret key is
+	// configured (previews work without one).
+	ErrBillingDisabled = errors.New("billing is disabled: no Stripe secret key is configured")
 )
 
 // IntentStatus is where a billing intent stands.
@@ -71,6 +74,12 @@ type BillingIntent struct {
 	// a day after it.
 	SentAt    time.Time `json:"sent_at,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// Late marks a charge for calls committed into the period after it was
+	// finalized; it is billed by the next run and says so on the invoice.
+	Late bool `json:"late,omitempty"`
+	// Adopted marks an intent recorded from an item found in Stripe by
+	// reconciliation (after a restore or a lost key) rather than sent.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // IntentKey is the idempotency key of intent seq of an account's period:
@@ -95,6 +104,12 @@ type BillingState struct {
 	// recorded into it are never billed.
 	Final       bool      `json:"final,omitempty"`
 	FinalizedAt time.Time `json:"finalized_at,omitzero"`
+	// LateCalls counts overage calls that reached the period after it was
+	// finalized and were billed by late charges.
+	LateCalls int64 `json:"late_calls,omitempty"`
+	// Epoch is the ledger's restore epoch when the period was last
+	// reconciled with Stripe (see NeedsStripeCheck).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // BillingLease lets one billing run at a time charge.
@@ -149,6 +164,19 @@ type BillingStore interface {
 	// ErrBillingBusy unless owner holds the lease and with
 	// ErrBillingConflict while an intent is open.
 	FinalizeBillingPeriod(ctx context.Context, owner, account string, periodStart, at time.Time) error
+	// PeriodIntents returns one account period's intents by Seq.
+	PeriodIntents(ctx context.Context, account string, periodStart time.Time) ([]BillingIntent, error)
+	// AdoptStripeCharges records items found in Stripe (see Reconcile) as
+	// done intents of the period and marks it reconciled in epoch. It
+	// fails with ErrBillingBusy unless owner holds the lease.
+	AdoptStripeCharges(ctx context.Context, owner, account string, periodStart time.Time, adopt []BillingIntent, epoch uint64) (BillingState, error)
+	// Epoch is the store's restore epoch: 0 if never restored, one more
+	// per restore (see NeedsStripeCheck).
+	Epoch() uint64
+	// LastBillingRun is the slot of the last scheduled run that completed
+	// (zero if none); RecordBillingRun moves it forward.
+	LastBillingRun(ctx context.Context) (time.Time, error)
+	RecordBillingRun(ctx context.Context, slot time.Time) error
 }
 
 // BillingOptions narrow a billing run.
@@ -193,10 +221,17 @@ type BillingLine struct {
 	ChargeCents   int64 `json:"charge_cents"`
 	// ProjectedCents is the period's projected total at the current rate
 	// (open periods; the billable total for closed ones).
-	ProjectedCents int64          `json:"projected_cents"`
-	Finalized      bool           `json:"finalized,omitempty"`
-	Intent         *BillingIntent `json:"intent,omitempty"`
-	Error          string         `json:"error,omitempty"`
+	ProjectedCents int64 `json:"projected_cents"`
+	// DueCents is what is due now (billable minus billed and open): what
+	// a charge bills, or what an account without a Stripe customer
+	// (NoCustomer) would owe.
+	DueCents   int64 `json:"due_cents"`
+	NoCustomer bool  `json:"no_customer,omitempty"`
+	// Late marks a charge for calls committed into a finalized period.
+	Late      bool           `json:"late,omitempty"`
+	Finalized bool           `json:"finalized,omitempty"`
+	Intent    *BillingIntent `json:"intent,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // BillingReport is the outcome of a billing run or preview.
@@ -210,6 +245,9 @@ type BillingReport struct {
 	// that a dry run would send).
 	ChargedCents int64 `json:"charged_cents"`
 	Charges      int   `json:"charges"`
+	// UnbillableCents sums what accounts without a Stripe customer owe:
+	// money at stake that no run can charge until one is set.
+	UnbillableCents int64 `json:"unbillable_cents"`
 	// Errors counts lines that failed or whose outcome is unknown.
 	Errors int `json:"errors"`
 }
@@ -223,5 +261,9 @@ func (r *BillingReport) String() string {
 	if r.DryRun {
 		verb = "would charge"
 	}
-	return fmt.Sprintf("%s %d cents in %d invoice items; %d errors", verb, r.ChargedCents, r.Charges, r.Errors)
+	s := fmt.Sprintf("%s %d cents in %d invoice items; %d errors", verb, r.ChargedCents, r.Charges, r.Errors)
+	if r.UnbillableCents > 0 {
+		s += fmt.Sprintf("; %d cents due from accounts without a Stripe customer", r.UnbillableCents)
+	}
+	return s
 }

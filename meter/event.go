@@ -50,6 +50,10 @@ type Event struct {
 	Decision      Decision
 	// Overage marks an allowed call past a soft (overage-billed) limit.
 	Overage bool
+	// OverageMicros is an overage call's price in micro-dollars, at the
+	// plan in force when it was made (0 for other calls). It is negative
+	// for an overage call recorded before calls carried their price.
+	OverageMicros int64
 	// IdempotencyKey is the caller-supplied id, if any ("" when none).
 	IdempotencyKey string
 }

@@ -54,6 +54,12 @@ type Meter struct {
 
 	// totals keep the overview's figures as accounts change.
 	totals *overviewTotals
+
+	// pendingMu guards pending: the accounts with a scheduled plan change
+	// and when it falls due, so the overview applies due ones before it
+	// reads the totals (accounts otherwise roll lazily).
+	pendingMu sync.Mutex
+	pending   map[string]time.Time
 }
 
 // New creates a Meter and loads accounts, keys and the current period's
@@ -65,6 +71,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
 	m.inflight.m = map[string]*inflightCall{}
 	m.totals = newOverviewTotals()
+	m.pending = map[string]time.Time{}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -116,11 +123,12 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 	states := make([]*accountState, len(accounts))
 	keys := make([]CounterKey, len(accounts))
 	for i, a := range accounts {
+		a, _ = a.ApplyDuePlanChange(now)
 		plan, ok := m.plans.Get(a.Plan)
 		if !ok {
 			return fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
 		}
-		states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals}
+		states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals, plans: m.plans}
 		keys[i] = CounterKey{AccountID: a.ID, PeriodStart: states[i].period.Start}
 	}
 	counters, err := m.store.PeriodCounters(ctx, keys)
@@ -130,8 +138,10 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 	for i, st := range states {
 		c := counters[i]
 		st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+		st.overageMicros = c.PricedOverageMicros(st.plan)
 		m.totals.move(contribution{}, st.contributionLocked())
 		m.accounts[st.acct.ID] = st
+		m.trackPending(st.acct)
 	}
 	return nil
 }
@@ -150,4 +160,36 @@ func (m *Meter) account(id string) (*accountState, bool) {
 	st, ok := m.accounts[id]
 	m.mu.RUnlock()
 	return st, ok
+}
+
+// trackPending remembers (or forgets) an account's scheduled plan change.
+func (m *Meter) trackPending(a Account) {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	if a.PendingPlanAt == nil {
+		delete(m.pending, a.ID)
+		return
+	}
+	m.pending[a.ID] = *a.PendingPlanAt
+}
+
+// applyDuePlanChanges rolls the accounts whose scheduled change is due, so
+// figures read from running totals see the plan in force.
+func (m *Meter) applyDuePlanChanges(now time.Time) {
+	m.pendingMu.Lock()
+	var due []string
+	for id, at := range m.pending {
+		if !now.Before(at) {
+			due = append(due, id)
+			delete(m.pending, id)
+		}
+	}
+	m.pendingMu.Unlock()
+	for _, id := range due {
+		if st, ok := m.account(id); ok {
+			st.mu.Lock()
+			st.rollLocked(now)
+			st.mu.Unlock()
+		}
+	}
 }

@@ -59,3 +59,25 @@ func UsagePercentage(plan Plan, calls int64) float64 {
 	pct := float64(calls) / float64(plan.Limit) * 100
 	return math.Round(pct*100) / 100
 }
+
+// MicrosToCents converts a cost in micro-dollars to whole cents, rounded
+// down: floor(micros / 10,000). The fraction carries in the running total
+// until it is whole, so a customer is never overcharged.
+func MicrosToCents(micros int64) int64 {
+	if micros <= 0 {
+		return 0
+	}
+	return micros / microsPerCent
+}
+
+// mulSat returns a × b for non-negative a and b, saturating at MaxInt64.
+func mulSat(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(lo)
+}

@@ -56,6 +56,8 @@ func (p Plan) Price(a *Account) int64 {
 type Plans struct {
 	byName map[string]Plan
 	names  []string
+	// upgrade maps a plan to the plan a denied customer is pointed to.
+	upgrade map[string]string
 }
 
 // builtinPlanOrder is the order the built-in plans are listed in, ahead of any
@@ -87,7 +89,49 @@ func newPlansFrom(m map[string]Plan) *Plans {
 	}
 	slices.Sort(added)
 	names := append(slices.Clone(builtinPlanOrder), added...)
-	return &Plans{byName: m, names: names}
+	p := &Plans{byName: m, names: names, upgrade: map[string]string{}}
+	for _, name := range names {
+		p.upgrade[name] = p.findUpgrade(m[name])
+	}
+	return p
+}
+
+// UpgradeFor names the plan to suggest to a customer of plan whose calls
+// are refused: one that takes nothing away and offers more calls, plans
+// with a listed price before per-account ones, the cheapest first. It is
+// "" when no configured plan offers more.
+func (p *Plans) UpgradeFor(plan string) string { return p.upgrade[plan] }
+
+func (p *Plans) findUpgrade(from Plan) string {
+	best, found := Plan{}, false
+	for _, name := range p.names {
+		c := p.byName[name]
+		if c.Name == "" || c.Name == from.Name || IsDowngrade(from, c) || !offersMore(from, c) {
+			continue
+		}
+		if !found || upgradeLess(c, best) {
+			best, found = c, true
+		}
+	}
+	return best.Name
+}
+
+// offersMore reports whether to allows calls that from refuses.
+func offersMore(from, to Plan) bool {
+	switch {
+	case from.Unlimited():
+		return false
+	case to.Unlimited():
+		return true
+	}
+	return to.Limit > from.Limit || (from.Hard && !to.Hard)
+}
+
+func upgradeLess(a, b Plan) bool {
+	if a.PricePerAccount != b.PricePerAccount {
+		return !a.PricePerAccount
+	}
+	return a.MonthlyPriceCents < b.MonthlyPriceCents
 }
 
 // Get returns the plan called name.

@@ -92,8 +92,9 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result,
 	}
 	ev.PeriodStart = st.period.Start
 	res, period := resultLocked(st, allowed, overage), st.period
+	StampOverage(ev, st.plan, overage)
 	st.mu.Unlock()
-	ev.Time, ev.Decision, ev.Overage = now, decisionOf(allowed), overage
+	ev.Time, ev.Decision = now, decisionOf(allowed)
 	return res, period
 }
 
@@ -102,7 +103,7 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result,
 func (m *Meter) appendEvent(ctx context.Context, st *accountState, ev *Event, wait bool) error {
 	if err := m.store.Append(ctx, ev, wait); err != nil {
 		st.mu.Lock()
-		st.undoLocked(ev.PeriodStart, ev.Decision == Allowed, ev.Overage)
+		st.undoLocked(ev)
 		st.mu.Unlock()
 		return err
 	}
@@ -379,7 +380,8 @@ func (m *Meter) countEvent(st *accountState, ev *Event, now time.Time) (Result, 
 	if ev.Time.After(st.lastCallAt) {
 		st.lastCallAt = ev.Time
 	}
-	ev.PeriodStart, ev.Decision, ev.Overage = st.period.Start, Allowed, overage
+	ev.PeriodStart, ev.Decision = st.period.Start, Allowed
+	StampOverage(ev, st.plan, overage)
 	return resultLocked(st, true, overage), nil
 }
 
@@ -388,12 +390,7 @@ func (m *Meter) countEvent(st *accountState, ev *Event, now time.Time) (Result, 
 func (s *accountState) countLocked() (overage bool) {
 	before := s.contributionLocked()
 	defer func() { s.totals.move(before, s.contributionLocked()) }()
-	s.calls++
-	overage = !s.plan.Hard && !s.plan.Unlimited() && s.calls > s.plan.Limit
-	if overage {
-		s.overage++
-	}
-	return overage
+	return s.countAllowedLocked()
 }
 
 // appendAll appends the events at idx and waits for their commits. The

@@ -8,19 +8,23 @@ import (
 // accountState is one account's live quota state. Its mutex makes the
 // check and the count one atomic step.
 type accountState struct {
-	mu         sync.Mutex
-	acct       Account
-	plan       Plan
-	period     Period
-	calls      int64
-	overage    int64
-	denied     int64
-	lastCallAt time.Time
+	mu      sync.Mutex
+	acct    Account
+	plan    Plan
+	period  Period
+	calls   int64
+	overage int64
+	// overageMicros sums the overage calls' prices (Counter.OverageMicros).
+	overageMicros int64
+	denied        int64
+	lastCallAt    time.Time
 	// endpoints holds the distinct endpoint templates seen (for the cap).
 	endpoints map[string]struct{}
 	// totals is told about every change of the account's contribution to
 	// the overview (nil: nobody listens).
 	totals *overviewTotals
+	// plans resolves a scheduled plan change when it falls due.
+	plans *Plans
 }
 
 // rollLocked moves the state into the period containing now. It never
@@ -35,8 +39,26 @@ func (s *accountState) rollLocked(now time.Time) {
 		return
 	}
 	s.period = p
-	s.calls, s.overage, s.denied = 0, 0, 0
+	s.calls, s.overage, s.overageMicros, s.denied = 0, 0, 0, 0
 	s.endpoints = nil // the cap is per period
+	s.applyPlanChangeLocked(now)
+}
+
+// applyPlanChangeLocked puts a scheduled plan change in force once it is
+// due (the stored account keeps it pending until its next write; the rule
+// gives the same answer on every load).
+func (s *accountState) applyPlanChangeLocked(now time.Time) {
+	a, due := s.acct.ApplyDuePlanChange(now)
+	if !due || s.plans == nil {
+		return
+	}
+	plan, ok := s.plans.Get(a.Plan)
+	if !ok {
+		return // the plan left the plans file; keep deciding by the old one
+	}
+	before := contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)}
+	s.acct, s.plan = a, plan
+	s.totals.move(before, contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)})
 }
 
 // decideLocked checks and counts one call, and keeps the overview's
@@ -80,28 +102,36 @@ func (s *accountState) checkAndCountLocked() (allowed, overage bool) {
 		s.denied++
 		return false, false
 	}
-	s.calls++
-	overage = !s.plan.Hard && !s.plan.Unlimited() && s.calls > s.plan.Limit
-	if overage {
-		s.overage++
-	}
-	return true, overage
+	return true, s.countAllowedLocked()
 }
 
-// undoLocked reverses decideLocked after the ledger failed to record the
-// call, unless the period has moved on meanwhile.
-func (s *accountState) undoLocked(period time.Time, allowed, overage bool) {
-	if !s.period.Start.Equal(period) {
+// countAllowedLocked counts one allowed call by the counting rule, priced
+// at the plan in force now.
+func (s *accountState) countAllowedLocked() (overage bool) {
+	s.calls++
+	overage = IsOverageCall(s.plan, s.calls)
+	if overage {
+		s.overage++
+		s.overageMicros += OveragePriceMicros(s.plan)
+	}
+	return overage
+}
+
+// undoLocked reverses the count of ev after the ledger failed to record
+// it, unless the period has moved on meanwhile.
+func (s *accountState) undoLocked(ev *Event) {
+	if !s.period.Start.Equal(ev.PeriodStart) {
 		return
 	}
 	before := s.contributionLocked()
 	defer func() { s.totals.move(before, s.contributionLocked()) }()
 	switch {
-	case !allowed:
+	case ev.Decision != Allowed:
 		s.denied--
-	case overage:
+	case ev.Overage:
 		s.calls--
 		s.overage--
+		s.overageMicros -= ev.OverageMicros
 	default:
 		s.calls--
 	}
@@ -128,27 +158,36 @@ func (s *accountState) endpointLocked(tmpl string, max int, seed endpointSeeder)
 // snapshotLocked returns the quota view of the state.
 func (s *accountState) snapshotLocked() Quota {
 	q := Quota{Account: s.acct, Plan: s.plan, Period: s.period, Calls: s.calls,
-		Overage: s.overage, Denied: s.denied, LastCallAt: s.lastCallAt}
+		Overage: s.overage, OverageMicros: s.overageMicros, Denied: s.denied, LastCallAt: s.lastCallAt}
 	return q
 }
 
 // Quota is an account's usage in its current period, as the meter sees it.
 type Quota struct {
-	Account    Account
-	Plan       Plan
-	Period     Period
-	Calls      int64
-	Overage    int64
-	Denied     int64
-	LastCallAt time.Time
+	Account Account
+	Plan    Plan
+	Period  Period
+	Calls   int64
+	Overage int64
+	// OverageMicros is the overage's cost, each call at its own rate.
+	OverageMicros int64
+	Denied        int64
+	LastCallAt    time.Time
 }
 
 // Remaining is the calls left before the limit (0 for unlimited plans).
 func (q Quota) Remaining() int64 { return Remaining(q.Plan, q.Calls) }
 
-// OverageCostCents is the period's overage cost so far, in whole cents.
+// OverageCostCents is the period's overage cost so far, in whole cents,
+// each call priced at the plan in force when it was made.
 func (q Quota) OverageCostCents() int64 {
-	return OverageCostCents(q.Overage, q.Plan.OverageMicros)
+	return q.Counter().OverageCents(q.Plan)
+}
+
+// Counter is the quota's period counter.
+func (q Quota) Counter() Counter {
+	return Counter{AccountID: q.Account.ID, PeriodStart: q.Period.Start, Calls: q.Calls, Overage: q.Overage,
+		OverageMicros: q.OverageMicros, Denied: q.Denied, LastCallAt: q.LastCallAt}
 }
 
 // UsagePercentage is calls as a percentage of the limit.

@@ -13,6 +13,13 @@ type Counter struct {
 	Calls int64
 	// Overage counts allowed calls past a soft limit.
 	Overage int64
+	// OverageMicros sums the price of each overage call at the rate of the
+	// plan in force when it was made (see Counter.Count).
+	OverageMicros int64
+	// UnpricedOverage counts overage calls recorded before calls carried
+	// their price (ledger records of the first layout); they are priced at
+	// the account's plan (PricedOverageMicros).
+	UnpricedOverage int64
 	// Denied counts refused calls; they are not usage.
 	Denied     int64
 	LastCallAt time.Time

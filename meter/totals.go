@@ -27,7 +27,7 @@ type contribution struct {
 
 func (s *accountState) contributionLocked() contribution {
 	c := contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct), end: s.period.End.UnixNano()}
-	c.fig.overageCents = OverageCostCents(s.overage, s.plan.OverageMicros)
+	c.fig.overageCents = MicrosToCents(s.overageMicros)
 	if s.plan.Unlimited() {
 		return c
 	}

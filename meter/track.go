@@ -32,6 +32,11 @@ type Result struct {
 	// Limit is 0 and Unlimited true for plans without a limit.
 	Limit     int64
 	Unlimited bool
+	// Soft is true for plans that allow calls past the limit as overage.
+	Soft bool
+	// Upgrade names a plan that offers more calls than this one ("" if
+	// none does), for the message of a denial.
+	Upgrade   string
 	Remaining int64
 	// Calls is the period's allowed calls after this one.
 	Calls int64
@@ -163,8 +168,12 @@ func decisionOf(allowed bool) Decision {
 
 // resultLocked builds the answer from the state just after a decision.
 func resultLocked(st *accountState, allowed, overage bool) Result {
-	return Result{Allowed: allowed, Overage: overage, AccountID: st.acct.ID, Plan: st.plan.Name,
-		Limit: max(st.plan.Limit, 0), Unlimited: st.plan.Unlimited(),
+	res := Result{Allowed: allowed, Overage: overage, AccountID: st.acct.ID, Plan: st.plan.Name,
+		Limit: max(st.plan.Limit, 0), Unlimited: st.plan.Unlimited(), Soft: !st.plan.Hard && !st.plan.Unlimited(),
 		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End, Period: st.period,
 		AccountStatus: st.acct.Status()}
+	if !allowed && st.plans != nil {
+		res.Upgrade = st.plans.UpgradeFor(st.plan.Name)
+	}
+	return res
 }

@@ -28,15 +28,11 @@ func (u *Usage) Add(o Usage) {
 	u.LatencyCount += o.LatencyCount
 }
 
-// AddEvent accumulates one event into u.
+// AddEvent accumulates one event into u, by the counting rule (see
+// Counter.Count) plus the status and latency a day's usage keeps.
 func (u *Usage) AddEvent(ev *Event) {
-	if ev.Decision == Denied {
-		u.Denied++
+	if !countCall(ev, &u.Calls, &u.Overage, &u.Denied) {
 		return
-	}
-	u.Calls++
-	if ev.Overage {
-		u.Overage++
 	}
 	if ev.IsError() {
 		u.Errors++

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,12 +85,14 @@ func TestUp(t *testing.T) {
 		// The API team may apply the file with its own tool as well: the SQL
 		// itself must be re-runnable.
 		_, conn := mustSchema(t)
-		sql, err := os.ReadFile("005_usage_tracking.sql")
-		if err != nil {
-			t.Fatal(err)
+		for _, name := range []string{"005_usage_tracking.sql", "006_billing_rules.sql"} {
+			sql, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, conn, string(sql))
+			mustExec(t, conn, string(sql))
 		}
-		mustExec(t, conn, string(sql))
-		mustExec(t, conn, string(sql))
 		assertSchema(t, conn)
 	})
 
@@ -114,7 +117,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 1 || st[0].Version != 5 || st[0].Applied {
+	if len(st) != 2 || st[0].Version != 5 || st[0].Applied || st[1].Version != 6 || st[1].Applied {
 		t.Fatalf("before Up: %+v", st)
 	}
 	if err := migrations.Up(ctx, dbURL); err != nil {
@@ -129,11 +132,11 @@ func assertApplied(t *testing.T, dbURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 1 || st[0].Version != 5 || !st[0].Applied || st[0].AppliedAt.IsZero() {
+	if len(st) != 2 || st[0].Version != 5 || !st[0].Applied || st[0].AppliedAt.IsZero() || st[1].Version != 6 || !st[1].Applied {
 		t.Fatalf("status: %+v", st)
 	}
-	if st[0].Name != "005_usage_tracking.sql" {
-		t.Fatalf("name = %q", st[0].Name)
+	if st[0].Name != "005_usage_tracking.sql" || st[1].Name != "006_billing_rules.sql" {
+		t.Fatalf("names = %q, %q", st[0].Name, st[1].Name)
 	}
 }
 
@@ -152,6 +155,14 @@ func assertSchema(t *testing.T, conn *pgx.Conn) {
 	mustScan(t, conn, `SELECT increment_api_calls('acct_schema', '2026-01-01Z', 0)`, &total)
 	var rows int64
 	mustScan(t, conn, `SELECT aggregate_daily_usage('2026-01-01')`, &rows)
+	// 006: no argument means yesterday (UTC), and increment_api_calls
+	// says plainly that the exporter already calls it.
+	mustScan(t, conn, `SELECT aggregate_daily_usage()`, &rows)
+	var comment string
+	mustScan(t, conn, `SELECT obj_description('increment_api_calls(text, timestamptz, bigint)'::regprocedure, 'pg_proc')`, &comment)
+	if !strings.Contains(comment, "must NOT call it as well") {
+		t.Fatalf("increment_api_calls comment = %q", comment)
+	}
 }
 
 // mustSchema creates an empty schema for one test and returns a URL whose

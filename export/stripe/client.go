@@ -25,10 +25,6 @@ const (
 	mdCallsCovered = "meterd_calls_covered"
 )
 
-// lookupMargin widens the creation-time filter of a lookup, so a clock
-// that disagrees with Stripe's cannot hide an item.
-const lookupMargin = 48 * time.Hour
-
 // client is the part of Stripe billing uses: create and list invoice items.
 type client struct {
 	items   invoiceitem.Client
@@ -92,32 +88,45 @@ func itemParams(it meter.BillingIntent) *stripego.InvoiceItemParams {
 	}
 }
 
-// find looks the intent's invoice item up among the customer's items by
-// its metadata, for when Stripe may have forgotten the key.
-func (c *client) find(ctx context.Context, it meter.BillingIntent) (string, bool, error) {
+// listPeriod returns every invoice item of the customer whose metadata
+// names the account and period: what Stripe holds for it, whoever sent it
+// and whatever the ledger remembers. It walks all the customer's items
+// (no creation-time filter: after a restore the ledger cannot know when
+// an item was made).
+func (c *client) listPeriod(ctx context.Context, customer, account string, periodStart time.Time) ([]meter.StripeCharge, error) {
 	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
 	defer cancel()
-	lp := &stripego.InvoiceItemListParams{Customer: stripego.String(it.CustomerID),
-		CreatedRange: &stripego.RangeQueryParams{GreaterThanOrEqual: it.SentAt.Add(-lookupMargin).Unix()}}
+	lp := &stripego.InvoiceItemListParams{Customer: stripego.String(customer)}
 	lp.Limit = stripego.Int64(100)
 	lp.Context = ctx
+	start := periodStart.UTC().Format(time.RFC3339)
+	var out []meter.StripeCharge
 	iter := c.items.List(lp)
 	for iter.Next() {
 		ii := iter.InvoiceItem()
-		if !ii.Deleted && matches(ii.Metadata, it) {
-			return ii.ID, true, nil
+		if ii.Deleted || ii.Metadata[mdAccount] != account || ii.Metadata[mdPeriodStart] != start {
+			continue
 		}
+		seq, err := strconv.ParseUint(ii.Metadata[mdSeq], 10, 32)
+		if err != nil {
+			continue // not one of ours: a hand-made item with copied metadata
+		}
+		covered, _ := strconv.ParseInt(ii.Metadata[mdCallsCovered], 10, 64)
+		out = append(out, meter.StripeCharge{StripeID: ii.ID, AccountID: account, PeriodStart: periodStart.UTC(),
+			Seq: uint32(seq), AmountCents: ii.Amount, CallsCovered: covered})
 	}
 	if err := iter.Err(); err != nil {
-		return "", false, fmt.Errorf("list invoice items of %s: %w", it.CustomerID, err)
+		return nil, fmt.Errorf("list invoice items of %s: %w", customer, err)
 	}
-	return "", false, nil
+	return out, nil
 }
 
-func matches(md map[string]string, it meter.BillingIntent) bool {
-	return md[mdAccount] == it.AccountID &&
-		md[mdPeriodStart] == it.PeriodStart.UTC().Format(time.RFC3339) &&
-		md[mdSeq] == strconv.FormatUint(uint64(it.Seq), 10)
+// idempotencyError reports whether Stripe answered that the key was used
+// by a request with other parameters: a definite answer that this request
+// created nothing.
+func idempotencyError(err error) bool {
+	var se *stripego.Error
+	return errors.As(err, &se) && se.Type == stripego.ErrorTypeIdempotency
 }
 
 // refused reports whether Stripe definitely did not create the item and
@@ -159,8 +168,12 @@ func Description(it meter.BillingIntent) string {
 	if it.Calls == 1 {
 		noun = "call"
 	}
-	return fmt.Sprintf("API overage: %s %s, %s – %s", groupDigits(it.Calls), noun,
-		it.PeriodStart.UTC().Format(time.DateOnly), it.PeriodEnd.UTC().Format(time.DateOnly))
+	period := it.PeriodStart.UTC().Format(time.DateOnly) + " – " + it.PeriodEnd.UTC().Format(time.DateOnly)
+	if it.Late {
+		return fmt.Sprintf("API overage: %s %s committed after the period %s had closed, billed with the next period",
+			groupDigits(it.Calls), noun, period)
+	}
+	return fmt.Sprintf("API overage: %s %s, %s", groupDigits(it.Calls), noun, period)
 }
 
 // groupDigits formats n with comma thousands separators.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/meterd/meterd/meter"
@@ -16,7 +17,9 @@ const (
 	DefaultCurrency       = "usd"
 	DefaultSchedule       = "0 0 * * *" // daily at 00:00 UTC
 	DefaultRequestTimeout = 30 * time.Second
-	DefaultLeaseTTL       = 5 * time.Minute
+	DefaultLeaseTTL       = 15 * time.Second
+	DefaultGrace          = meter.DefaultBillingGrace
+	DefaultRetryInterval  = time.Minute
 	DefaultKeyRetention   = 24 * time.Hour
 	DefaultLookback       = 35 * 24 * time.Hour
 )
@@ -28,7 +31,7 @@ const consecutiveFailuresLimit = 3
 
 var (
 	// ErrNoSecretKey: a run that would call Stripe has no secret key.
-	ErrNoSecretKey = errors.New("stripe billing: no secret key configured")
+	ErrNoSecretKey = fmt.Errorf("stripe billing: %w", meter.ErrBillingDisabled)
 	// ErrNoStore: New was called without Config.Store or Config.Accounts.
 	ErrNoStore = errors.New("stripe billing: store and accounts are required")
 )
@@ -61,8 +64,17 @@ type Config struct {
 	// that times out has an unknown outcome and is retried with its key.
 	RequestTimeout time.Duration
 	// LeaseTTL is how long a run holds the billing lease without renewing
-	// it (default 5m). A run that crashed blocks others for at most this.
+	// it (default 15s). A live run renews it every third of that; a run
+	// that crashed blocks others for at most this.
 	LeaseTTL time.Duration
+	// Grace is how long after a period ends it stays open to late
+	// commits (default 1h): the closing charge is made by the first run
+	// after the end, and the period is finalized by the first run after
+	// the grace. Calls committed later still are billed by a late charge.
+	Grace time.Duration
+	// RetryInterval is how often open intents are retried after start-up
+	// until they resolve (default 1m).
+	RetryInterval time.Duration
 	// KeyRetention is how long Stripe is trusted to remember an
 	// idempotency key (default 24h). An intent first sent longer ago is
 	// looked up by its metadata before it is sent again.
@@ -81,8 +93,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Currency == "" {
 		c.Currency = DefaultCurrency
 	}
-	if !validCurrency(c.Currency) {
-		return c, fmt.Errorf("stripe billing: currency %q is not a lower-case ISO 4217 code", c.Currency)
+	if err := CheckCurrency(c.Currency); err != nil {
+		return c, err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -92,6 +104,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.RequestTimeout = orDefault(c.RequestTimeout, DefaultRequestTimeout)
 	c.LeaseTTL = orDefault(c.LeaseTTL, DefaultLeaseTTL)
+	c.Grace = orDefault(c.Grace, DefaultGrace)
+	c.RetryInterval = orDefault(c.RetryInterval, DefaultRetryInterval)
 	c.KeyRetention = orDefault(c.KeyRetention, DefaultKeyRetention)
 	c.Lookback = orDefault(c.Lookback, DefaultLookback)
 	if c.HTTPClient == nil {
@@ -105,6 +119,27 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// Currencies whose smallest unit is not a hundredth (Stripe's list of
+// zero- and three-decimal currencies). meterd prices in cents, so it
+// refuses them rather than bill 100× too much (or 10× too little).
+var (
+	zeroDecimal  = "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf"
+	threeDecimal = "bhd jod kwd omr tnd"
+)
+
+// CheckCurrency accepts a lower-case ISO 4217 code whose minor unit is a
+// cent (two decimals), the only kind meterd's amounts are correct for.
+func CheckCurrency(s string) error {
+	if !validCurrency(s) {
+		return fmt.Errorf("stripe billing: currency %q is not a lower-case ISO 4217 code", s)
+	}
+	if strings.Contains(zeroDecimal, s) || strings.Contains(threeDecimal, s) {
+		return fmt.Errorf("stripe billing: currency %q does not have two decimals; meterd prices overage in hundredths "+
+			"and would bill it wrongly (use a two-decimal currency such as usd or eur)", s)
+	}
+	return nil
 }
 
 // validCurrency accepts three lower-case letters, as Stripe wants them.

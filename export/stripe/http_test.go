@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	billing "github.com/meterd/meterd/export/stripe"
 	"github.com/meterd/meterd/httpapi"
 )
 
@@ -178,5 +180,85 @@ func TestHTTP_OverviewBilledSplit(t *testing.T) {
 	f.run()
 	if rev, billed, unbilled := overview(); rev != 500 || billed != 500 || unbilled != 0 {
 		t.Fatalf("after billing: revenue %v billed %v unbilled %v", rev, billed, unbilled)
+	}
+}
+
+// dry_run accepts what strconv.ParseBool accepts, and yes/no; anything
+// else is a 400, and none of it charges.
+func TestHTTP_DryRunValues(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("pro1", "pro", "cus_pro1")
+	f.calls("pro1", 10+5000)
+	srv := newAPI(t, f, f.svc)
+	for _, v := range []string{"TRUE", "yes", "t", "1", "true", "True", "YES"} {
+		status, body := call(t, srv, "POST", "/api/cron/process-overage?dry_run="+v, cronSecret)
+		if status != 200 || body["dry_run"] != true || body["charged_cents"] != 500.0 {
+			t.Fatalf("dry_run=%s: %d %v", v, status, body)
+		}
+	}
+	for _, v := range []string{"maybe", "2", "tru", "%20"} {
+		status, body := call(t, srv, "POST", "/api/cron/process-overage?dry_run="+v, cronSecret)
+		if status != 400 || errorCode(body) != "invalid_request" {
+			t.Fatalf("dry_run=%s: %d %v", v, status, body)
+		}
+	}
+	if posts := f.rec.posts(); len(posts) != 0 {
+		t.Fatalf("a dry run charged: %+v", posts)
+	}
+	if status, body := call(t, srv, "POST", "/api/cron/process-overage?dry_run=false", cronSecret); status != 200 || body["charged_cents"] != 500.0 {
+		t.Fatalf("dry_run=false: %d %v", status, body)
+	}
+}
+
+// Without a Stripe key, previews work and list every Pro account's money
+// at stake, a Pro account without a Stripe customer included (flagged);
+// what needs Stripe answers 503.
+func TestHTTP_PreviewWithoutStripeKey(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("nocus", "pro", "")
+	f.calls("nocus", 10+4000)
+	svc, err := billing.New(billing.Config{Store: f.led, Accounts: f.meter, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newAPI(t, f, svc)
+	status, body := call(t, srv, "GET", "/api/admin/billing/preview", adminToken)
+	lines, _ := body["accounts"].([]any)
+	if status != 200 || len(lines) != 1 || body["unbillable_cents"] != 400.0 {
+		t.Fatalf("preview: %d %v", status, body)
+	}
+	l := lines[0].(map[string]any)
+	if l["account_id"] != "nocus" || l["no_customer"] != true || l["due_cents"] != 400.0 ||
+		l["billable_cents"] != 400.0 || l["projected_cents"].(float64) < 400 {
+		t.Fatalf("line: %v", l)
+	}
+	for _, path := range []string{"/api/cron/process-overage", "/api/admin/billing/reconcile?period=2026-11"} {
+		method := "POST"
+		if strings.HasPrefix(path, "/api/admin") {
+			method = "GET"
+		}
+		if status, body := call(t, srv, method, path, adminToken); status != 503 || errorCode(body) != "billing_disabled" {
+			t.Fatalf("%s: %d %v", path, status, body)
+		}
+	}
+}
+
+func TestHTTP_Reconcile(t *testing.T) {
+	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
+	f.account("pro1", "pro", "cus_pro1")
+	f.calls("pro1", 10+5000)
+	srv := newAPI(t, f, f.svc)
+	f.run()
+	status, body := call(t, srv, "GET", "/api/admin/billing/reconcile?period=2026-11", adminToken)
+	lines, _ := body["accounts"].([]any)
+	if status != 200 || body["differences"] != 0.0 || len(lines) != 1 {
+		t.Fatalf("reconcile: %d %v", status, body)
+	}
+	l := lines[0].(map[string]any)
+	if l["ledger_billed_cents"] != 500.0 || l["stripe_billed_cents"] != 500.0 || l["due_cents"] != 0.0 || l["flagged"] != false {
+		t.Fatalf("line: %v", l)
+	}
+	if status, _ := call(t, srv, "GET", "/api/admin/billing/reconcile?period=nov", adminToken); status != 400 {
+		t.Fatalf("bad period: %d", status)
 	}
 }

@@ -12,19 +12,20 @@ import (
 	"github.com/meterd/meterd/meter"
 )
 
-// Once Stripe may have forgotten an intent's key, the rerun looks the item
-// up by its metadata: found, nothing is sent; not found, it is sent with
-// the same key.
+// Once Stripe may have forgotten an intent's key, the rerun lists what
+// Stripe holds for the period by metadata: the item found, it is recorded
+// (nothing is sent); not found, the intent is sent with the same key.
 func TestService_ForgottenKey(t *testing.T) {
 	tests := []struct {
 		name string
 		// accepted: the lost attempt created the item before the process
 		// died; otherwise Stripe answered 500 and created nothing.
-		accepted  bool
-		wantPosts int
+		accepted    bool
+		wantPosts   int
+		wantCharged int64
 	}{
-		{"ItemFoundByMetadata", true, 1},
-		{"ItemMissingIsSent", false, 2},
+		{"ItemFoundByMetadata", true, 1, 0},
+		{"ItemMissingIsSent", false, 2, 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +48,7 @@ func TestService_ForgottenKey(t *testing.T) {
 			f.restart()
 			f.clock.Add(25 * time.Hour) // past the key retention and the dead run's lease
 			rep := f.run()
-			if !rep.OK() || rep.ChargedCents != 500 {
+			if !rep.OK() || rep.ChargedCents != tt.wantCharged {
 				t.Fatalf("rerun: %s %+v", rep.String(), rep.Lines)
 			}
 			posts := f.rec.posts()
@@ -113,28 +114,32 @@ func TestService_Refused(t *testing.T) {
 	}
 }
 
-// An idempotency error is reported and the intent keeps its key: a fresh
-// key could charge twice.
+// An idempotency error is a definite answer: the key was used for another
+// request and this one created nothing. The period is reconciled with what
+// Stripe holds (nothing here), the intent is closed as failed, and the
+// amount is billed under a fresh key in the same run; no run errors.
 func TestService_IdempotencyError(t *testing.T) {
 	f := newFixture(t, smallPro, nov1.Add(36*time.Hour))
 	f.account("pro1", "pro", "cus_pro1")
 	f.calls("pro1", 10+5000)
 	key := meter.IntentKey("pro1", nov1, 1)
 	f.rec.seedKey(key)
-	for run := range 2 {
-		rep := f.run()
-		if rep.OK() || rep.Lines[0].Status != "pending" || !strings.Contains(rep.Lines[0].Error, "idempotency_error") {
-			t.Fatalf("run %d: %s %+v", run, rep.String(), rep.Lines)
-		}
-		f.clock.Add(time.Hour)
+	rep := f.run()
+	if !rep.OK() || rep.ChargedCents != 500 {
+		t.Fatalf("run: %s %+v", rep.String(), rep.Lines)
 	}
-	for _, p := range f.rec.posts() {
-		if p.Key != key {
-			t.Fatalf("a new key was minted: %+v", p)
-		}
+	posts := f.rec.posts()
+	if len(posts) != 2 || posts[0].Key != key || posts[1].Key != meter.IntentKey("pro1", nov1, 2) {
+		t.Fatalf("posts = %+v", posts)
 	}
-	if v := metricValue(t, f.reg, "meterd_billing_intents_pending"); v != 1 {
-		t.Fatalf("intents_pending = %v, want 1", v)
+	if got := sumAmounts(f.rec.itemsOf("cus_pro1")); got != 500 {
+		t.Fatalf("billed %d cents, want 500", got)
+	}
+	if rep := f.run(); !rep.OK() || rep.Charges != 0 {
+		t.Fatalf("second run: %s", rep.String())
+	}
+	if v := metricValue(t, f.reg, "meterd_billing_intents_pending"); v != 0 {
+		t.Fatalf("intents_pending = %v, want 0", v)
 	}
 }
 

@@ -19,6 +19,11 @@ type metrics struct {
 	billedCents prometheus.Counter
 	pending     prometheus.Gauge
 	lastSuccess prometheus.Gauge
+	// lateCalls counts overage calls that reached a finalized period and
+	// were billed by a late charge; adopted counts items found in Stripe
+	// by reconciliation that the ledger did not have.
+	lateCalls prometheus.Counter
+	adopted   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,6 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meterd_billing_last_success_timestamp_seconds",
 			Help: "Unix time of the last billing run in which every charge went through.",
 		}),
+		lateCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meterd_billing_late_calls_total",
+			Help: "Overage calls committed into a finalized period, billed by a late charge of the next run.",
+		}),
+		adopted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meterd_billing_adopted_items_total",
+			Help: "Invoice items found in Stripe by reconciliation (after a restore or a lost key) and recorded as billed.",
+		}),
 	}
 	for _, r := range []string{resultSent, resultFail, resultError} {
 		m.charges.WithLabelValues(r)
@@ -46,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.charges, m.billedCents, m.pending, m.lastSuccess} {
+	for _, c := range []prometheus.Collector{m.charges, m.billedCents, m.pending, m.lastSuccess, m.lateCalls, m.adopted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register billing metrics: %w", err)
 		}

@@ -3,6 +3,7 @@ package stripe_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,10 @@ func TestService_SimulatedMonth(t *testing.T) {
 		for _, id := range []string{"pro1", "pro2", "free1", "ent1", "pro-nocus"} {
 			f.calls(id, daily(id, day))
 		}
+	}
+	f.clock.Set(dec1.Add(meter.DefaultBillingGrace)) // the grace is over: finalize
+	if rep := f.run(); !rep.OK() || rep.Charges != 0 {
+		t.Fatalf("finalizing run: %s %+v", rep.String(), rep.Lines)
 	}
 	for _, id := range []string{"pro1", "pro2"} {
 		c, err := f.led.Counter(context.Background(), id, nov1)
@@ -102,7 +107,7 @@ func TestService_FractionalCents(t *testing.T) {
 					t.Fatalf("run %d: %s", i, rep.String())
 				}
 			}
-			f.clock.Set(dec1)
+			f.clock.Set(dec1.Add(meter.DefaultBillingGrace))
 			f.run()
 			items := f.rec.itemsOf("cus_pro1")
 			if got, want := sumAmounts(items), int64(k)/10; got != want {
@@ -115,41 +120,66 @@ func TestService_FractionalCents(t *testing.T) {
 	}
 }
 
-// A call recorded into a period after it was finalized is never billed.
-func TestService_FinalizedPeriod(t *testing.T) {
+// The closing charge is made at the first run after the period ends; a
+// call committed into the period inside the grace is billed by the run
+// that finalizes it; one committed after finalization is counted and billed
+// by the next run as a late charge that says so, never lost.
+func TestService_GraceAndLateCalls(t *testing.T) {
+	ctx := context.Background()
 	f := newFixture(t, smallPro, nov1.Add(time.Hour))
 	f.account("pro1", "pro", "cus_pro1")
 	f.calls("pro1", 10+1234)
+	late := func(n int) {
+		for range n {
+			ev := &meter.Event{Time: dec1.Add(-time.Second), PeriodStart: nov1, AccountID: "pro1", Endpoint: "/v1/late",
+				Method: "GET", Decision: meter.Allowed, Overage: true, OverageMicros: 1000}
+			if err := f.led.Append(ctx, ev, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.sync()
+	}
 	f.clock.Set(dec1)
 	rep := f.run()
-	if rep.ChargedCents != 123 || len(rep.Lines) != 1 || !rep.Lines[0].Finalized {
+	if rep.ChargedCents != 123 || rep.Lines[0].Finalized || f.billed("pro1").Final {
 		t.Fatalf("closing run: %s %+v", rep.String(), rep.Lines)
 	}
-	// Late events for November (e.g. a queued batch) reach the ledger.
-	ctx := context.Background()
-	for range 500 {
-		ev := &meter.Event{Time: dec1.Add(-time.Second), PeriodStart: nov1, AccountID: "pro1", Endpoint: "/v1/late",
-			Method: "GET", Decision: meter.Allowed, Overage: true}
-		if err := f.led.Append(ctx, ev, false); err != nil {
-			t.Fatal(err)
-		}
+	// Inside the grace: an async commit for November lands.
+	f.clock.Set(dec1.Add(30 * time.Minute))
+	late(100)
+	f.clock.Set(dec1.Add(meter.DefaultBillingGrace))
+	rep = f.run()
+	if rep.ChargedCents != 10 || !f.billed("pro1").Final {
+		t.Fatalf("finalizing run: %s %+v, state %+v", rep.String(), rep.Lines, f.billed("pro1"))
 	}
-	f.sync()
-	if c, _ := f.led.Counter(ctx, "pro1", nov1); c.Overage != 1234+500 {
-		t.Fatalf("late events not recorded: overage %d", c.Overage)
+	// After finalization: counted, reported, billed next run as late.
+	late(500)
+	if v, err := f.led.Verify(ctx); err != nil || !v.OK || len(v.LateCalls) != 1 || v.LateCalls[0].Calls != 500 {
+		t.Fatalf("verify before the late charge: %v %+v", err, v)
 	}
 	f.clock.Add(24 * time.Hour)
-	rep = f.run()
-	if rep.Charges != 0 || len(f.rec.posts()) != 1 {
-		t.Fatalf("finalized period billed again: %s", rep.String())
+	prev, err := f.svc.Preview(ctx)
+	if err != nil || prev.ChargedCents != 50 || !prev.Lines[0].Late {
+		t.Fatalf("preview: %v %s %+v", err, prev.String(), prev.Lines)
 	}
-	if st := f.billed("pro1"); st.BilledCents != 123 || !st.Final {
+	rep = f.run()
+	if rep.ChargedCents != 50 || !rep.OK() {
+		t.Fatalf("late run: %s %+v", rep.String(), rep.Lines)
+	}
+	items := f.rec.itemsOf("cus_pro1")
+	if len(items) != 3 || sumAmounts(items) != 183 || !strings.Contains(items[2].Description, "after the period") {
+		t.Fatalf("items = %+v", items)
+	}
+	if st := f.billed("pro1"); st.BilledCents != 183 || !st.Final || st.LateCalls != 500 {
 		t.Fatalf("state = %+v", st)
 	}
-	t.Run("ExplicitPeriod", func(t *testing.T) {
-		rep, err := f.svc.Bill(ctx, meter.BillingOptions{Period: "2026-11"})
-		if err != nil || rep.Charges != 0 || len(f.rec.posts()) != 1 {
-			t.Fatalf("explicit run on a finalized period: %v %s", err, rep.String())
-		}
-	})
+	if v := metricValue(t, f.reg, "meterd_billing_late_calls_total"); v != 500 {
+		t.Fatalf("late_calls_total = %v", v)
+	}
+	if v, err := f.led.Verify(ctx); err != nil || !v.OK || len(v.LateCalls) != 0 {
+		t.Fatalf("verify after the late charge: %v %+v", err, v)
+	}
+	if rep := f.run(); rep.Charges != 0 || len(f.rec.posts()) != 3 {
+		t.Fatalf("billed again: %s", rep.String())
+	}
 }

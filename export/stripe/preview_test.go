@@ -3,6 +3,7 @@ package stripe_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,10 +90,23 @@ func TestService_NoSecretKey(t *testing.T) {
 	bad := []billing.Config{
 		{Accounts: f.meter},
 		{Store: f.led, Accounts: f.meter, Currency: "USD"},
+		// Amounts are in hundredths: JPY would be billed 100 times too
+		// much, BHD 10 times too little; both are refused.
+		{Store: f.led, Accounts: f.meter, Currency: "jpy"},
+		{Store: f.led, Accounts: f.meter, Currency: "krw"},
+		{Store: f.led, Accounts: f.meter, Currency: "bhd"},
 	}
 	for _, cfg := range bad {
 		if _, err := billing.New(cfg); err == nil {
 			t.Fatalf("New(%+v) succeeded", cfg)
+		}
+	}
+	if err := billing.CheckCurrency("jpy"); err == nil || !strings.Contains(err.Error(), "two decimals") {
+		t.Fatalf("CheckCurrency(jpy) = %v", err)
+	}
+	for _, c := range []string{"usd", "eur", "gbp", "chf"} {
+		if err := billing.CheckCurrency(c); err != nil {
+			t.Fatalf("CheckCurrency(%s) = %v", c, err)
 		}
 	}
 }
@@ -107,7 +121,7 @@ func TestService_AnchoredPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.calls("anch", 10+300)
-	f.clock.Set(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)) // the period's end
+	f.clock.Set(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)) // the period's end and its grace
 	rep := f.run()
 	items := f.rec.itemsOf("cus_anch")
 	if len(items) != 1 || items[0].Amount != 30 || !rep.Lines[0].Finalized {

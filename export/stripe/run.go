@@ -18,6 +18,9 @@ const (
 	statusPending     = "pending"
 	statusFailed      = "failed"
 	statusSkipped     = "skipped"
+	// statusReconciled: Stripe already held the charge (found by listing
+	// the customer's items), so the ledger recorded it instead of sending.
+	statusReconciled = "reconciled"
 )
 
 // run is one pass over the accounts. A real run holds the lease as owner;
@@ -94,21 +97,16 @@ func periodID(account string, start time.Time) string {
 	return account + "\x00" + start.UTC().Format(time.RFC3339)
 }
 
-// account bills each of an account's periods. Accounts whose plan has no
-// overage price (free, enterprise) are not billed or listed.
+// account bills each of an account's periods, whatever its plan is now:
+// overage belongs to the call, so a period run up on Pro is billed in full
+// after a move to free or enterprise. An account without a Stripe
+// customer is listed with what it would owe, never charged.
 func (r *run) account(ctx context.Context, q meter.Quota, sc scope) error {
-	if q.Plan.OverageMicros <= 0 {
-		return nil
-	}
-	if q.Account.StripeCustomerID == "" {
-		r.rep.Lines = append(r.rep.Lines, meter.BillingLine{AccountID: q.Account.ID, Plan: q.Plan.Name,
-			Status: statusSkipped, Reason: "no stripe_customer_id"})
-		return nil
-	}
 	counters, err := r.s.cfg.Store.Counters(ctx, q.Account.ID)
 	if err != nil {
 		return fmt.Errorf("billing %s: %w", q.Account.ID, err)
 	}
+	counters = withCurrent(counters, q)
 	for _, c := range counters {
 		if err := r.period(ctx, q, c, sc); err != nil {
 			return err
@@ -129,11 +127,14 @@ func (r *run) period(ctx context.Context, q meter.Quota, c meter.Counter, sc sco
 		return fmt.Errorf("billing %s: %w", q.Account.ID, err)
 	}
 	// A real run retried open intents already; one still open is listed.
-	if st.Final || (st.OpenSeq != 0 && !r.dry) {
+	if st.OpenSeq != 0 && !r.dry {
 		return nil
 	}
 	line := newLine(q, c, p, st, now)
-	due := line.BillableCents - line.BilledCents - r.openCents[periodID(q.Account.ID, p.Start)]
+	due := meter.DueCents(line.BillableCents, st, r.openCents[periodID(q.Account.ID, p.Start)])
+	if !listed(q, line, st, due) {
+		return nil
+	}
 	if line.Closed && !sc.explicit && now.Sub(p.End) > r.s.cfg.Lookback {
 		if due > 0 {
 			line.Status = statusSkipped
@@ -142,7 +143,17 @@ func (r *run) period(ctx context.Context, q meter.Quota, c meter.Counter, sc sco
 		}
 		return nil
 	}
+	if st.Final && due > 0 {
+		line.Late = true
+		line.Reason = "calls committed after the period was finalized; billed as a late charge"
+	}
+	line.DueCents = due
 	switch {
+	case q.Account.StripeCustomerID == "":
+		line.Status, line.Reason, line.NoCustomer = statusSkipped, "no stripe_customer_id", true
+		r.rep.UnbillableCents += due
+		r.rep.Lines = append(r.rep.Lines, line)
+		return nil
 	case due <= 0:
 		line.Status = statusNothingDue
 	case r.dry:
@@ -150,7 +161,7 @@ func (r *run) period(ctx context.Context, q meter.Quota, c meter.Counter, sc sco
 		r.rep.Charges++
 		r.rep.ChargedCents += due
 	default:
-		if err := r.charge(ctx, q, c, p, st, due, &line); err != nil {
+		if err := r.charge(ctx, q, c, p, st, &line); err != nil {
 			return err
 		}
 	}
@@ -161,17 +172,43 @@ func (r *run) period(ctx context.Context, q meter.Quota, c meter.Counter, sc sco
 	return nil
 }
 
-// finalize marks a closed period final once everything due is billed:
-// later calls recorded into it are never billed.
+// withCurrent adds an empty counter for the current period when the
+// account made no call in it yet, so a Pro account is listed from the
+// first day of its period.
+func withCurrent(counters []meter.Counter, q meter.Quota) []meter.Counter {
+	for _, c := range counters {
+		if c.PeriodStart.Equal(q.Period.Start) {
+			return counters
+		}
+	}
+	return append(counters, meter.Counter{AccountID: q.Account.ID, PeriodStart: q.Period.Start})
+}
+
+// listed reports whether a period belongs in the report: anything due,
+// billed or billable, and every period of a plan that prices overage. A
+// finalized period with nothing late is history.
+func listed(q meter.Quota, line meter.BillingLine, st meter.BillingState, due int64) bool {
+	if st.Final {
+		return due > 0
+	}
+	return due > 0 || line.BillableCents > 0 || st.BilledCents > 0 || meter.OveragePriceMicros(q.Plan) > 0
+}
+
+// finalize marks a period final once its grace is over and everything
+// due is billed. Calls committed into it later are billed as late charges.
 func (r *run) finalize(ctx context.Context, line *meter.BillingLine) error {
-	if r.dry || !line.Closed || (line.Status != statusNothingDue && line.Status != statusCharged) {
+	if r.dry || line.Late || (line.Status != statusNothingDue && line.Status != statusCharged) ||
+		meter.PeriodClose(meter.Period{Start: line.PeriodStart, End: line.PeriodEnd}, r.s.now(), r.s.cfg.Grace) != meter.PeriodFinalizable {
 		return nil
+	}
+	st, err := r.s.cfg.Store.BillingState(ctx, line.AccountID, line.PeriodStart)
+	if err != nil || st.Final {
+		return err
 	}
 	if err := r.renew(ctx); err != nil {
 		return err
 	}
-	err := r.s.cfg.Store.FinalizeBillingPeriod(ctx, r.owner, line.AccountID, line.PeriodStart, r.s.now())
-	if err != nil {
+	if err := r.s.cfg.Store.FinalizeBillingPeriod(ctx, r.owner, line.AccountID, line.PeriodStart, r.s.now()); err != nil {
 		return err
 	}
 	line.Finalized = true
@@ -180,21 +217,24 @@ func (r *run) finalize(ctx context.Context, line *meter.BillingLine) error {
 
 // newLine computes a period's numbers before anything is charged.
 func newLine(q meter.Quota, c meter.Counter, p meter.Period, st meter.BillingState, now time.Time) meter.BillingLine {
-	billable := meter.OverageCostCents(c.Overage, q.Plan.OverageMicros)
 	return meter.BillingLine{AccountID: q.Account.ID, CustomerID: q.Account.StripeCustomerID, Plan: q.Plan.Name,
 		PeriodStart: p.Start, PeriodEnd: p.End, Closed: !now.Before(p.End), OverageCalls: c.Overage,
-		BillableCents: billable, BilledCents: st.BilledCents, ProjectedCents: projectedCents(q.Plan, c, p, now)}
+		BillableCents: meter.BillableCents(c, q.Plan), BilledCents: st.BilledCents,
+		ProjectedCents: projectedCents(q.Plan, c, p, now), Finalized: st.Final}
 }
 
 // projectedCents extrapolates an open period's calls at the rate so far to
-// its end and prices the overage; a closed period's total is what it is.
+// its end: the overage run up so far at its own prices, plus the further
+// overage the current plan would bill; a closed period's total is what it
+// is.
 func projectedCents(plan meter.Plan, c meter.Counter, p meter.Period, now time.Time) int64 {
+	billable := meter.BillableCents(c, plan)
 	if !now.Before(p.End) || !now.After(p.Start) {
-		return meter.OverageCostCents(c.Overage, plan.OverageMicros)
+		return billable
 	}
 	calls := scale(c.Calls, p.End.Sub(p.Start), now.Sub(p.Start))
-	overage := max(meter.OverageCalls(plan, calls), c.Overage)
-	return meter.OverageCostCents(overage, plan.OverageMicros)
+	more := max(meter.OverageCalls(plan, calls)-c.Overage, 0)
+	return meter.MicrosToCents(c.PricedOverageMicros(plan) + more*meter.OveragePriceMicros(plan))
 }
 
 // scale returns n × num / den in 128-bit arithmetic, saturating.

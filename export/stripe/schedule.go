@@ -47,6 +47,7 @@ func (s *Service) Schedule(ctx context.Context, spec string) (<-chan struct{}, e
 // steps back never runs one slot twice.
 func (s *Service) loop(ctx context.Context, sched cron.Schedule) {
 	var last time.Time
+	s.catchUp(ctx, sched)
 	for {
 		now := s.now()
 		slot := sched.Next(laterOf(now, last))
@@ -73,4 +74,29 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// catchUp runs billing at once when a scheduled run was missed while no
+// process was running: the slot after the last completed run is already
+// past. On a ledger that never completed a run, the first start records
+// now as the baseline, so a slot missed from then on is caught up.
+func (s *Service) catchUp(ctx context.Context, sched cron.Schedule) {
+	last, err := s.cfg.Store.LastBillingRun(ctx)
+	if err != nil {
+		return
+	}
+	if last.IsZero() {
+		if err := s.cfg.Store.RecordBillingRun(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("recording the billing schedule's baseline failed", "error", err)
+		}
+		return
+	}
+	missed := sched.Next(last)
+	if missed.After(s.now()) {
+		return
+	}
+	s.cfg.Logger.Info("a scheduled billing run was missed; running it now", "missed", missed, "last_run", last)
+	if _, err := s.Run(ctx); err != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("catch-up billing run failed", "error", err)
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -158,15 +160,71 @@ func (s *Service) execute(ctx context.Context, sc scope, rep *Report) error {
 	if err := r.renew(ctx); err != nil {
 		return err
 	}
+	stop := s.heartbeat(ctx, r.owner)
 	err := r.all(ctx, sc)
+	stop()
 	if r.crashed {
 		return err
+	}
+	if err == nil && !sc.explicit && !sc.retryOnly {
+		err = s.cfg.Store.RecordBillingRun(context.WithoutCancel(ctx), rep.StartedAt)
 	}
 	if rerr := s.cfg.Store.ReleaseBillingLease(context.WithoutCancel(ctx), r.owner); rerr != nil && err == nil {
 		err = rerr
 	}
 	s.observeRun(ctx, rep, err)
 	return err
+}
+
+// heartbeat renews the lease every third of its TTL while the run lives,
+// so a long run keeps it and a crashed one loses it within one TTL. The
+// returned stop ends the renewals and waits for the last one.
+func (s *Service) heartbeat(ctx context.Context, owner string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(s.cfg.LeaseTTL/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.cfg.Store.AcquireBillingLease(ctx, owner, s.now(), s.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+					s.cfg.Logger.Warn("renewing the billing lease failed", "error", err)
+				}
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+// RetryLoop retries the open intents now and then every RetryInterval
+// until ctx ends (meant to run for the life of the process): a crash
+// leaves intents open, and they are resolved without waiting for the
+// next scheduled run. While another run holds the lease it tries again
+// within a third of the lease TTL.
+func (s *Service) RetryLoop(ctx context.Context) {
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = s.cfg.RetryInterval
+		open, err := s.cfg.Store.OpenBillingIntents(ctx)
+		if err != nil || len(open) == 0 {
+			continue
+		}
+		_, err = s.RetryPending(ctx)
+		switch {
+		case errors.Is(err, meter.ErrBillingBusy):
+			wait = min(max(s.cfg.LeaseTTL/3, 100*time.Millisecond), s.cfg.RetryInterval)
+		case err != nil && ctx.Err() == nil:
+			s.cfg.Logger.Warn("retrying open billing intents failed; retried again later", "error", err)
+		}
+	}
 }
 
 // preview is a dry run: no lease, no writes, no Stripe.
@@ -190,4 +248,64 @@ func (s *Service) observeRun(ctx context.Context, rep *Report, err error) {
 		s.metrics.lastSuccess.Set(float64(s.now().UnixNano()) / 1e9)
 		s.cfg.Logger.Info("billing run finished", "charges", rep.Charges, "charged_cents", rep.ChargedCents)
 	}
+}
+
+// Reconcile reports, for every account period starting in month
+// ("YYYY-MM"), what the ledger says was billed, what Stripe holds and
+// what is due, and flags any difference. It writes nothing; it needs the
+// secret key to list Stripe's items.
+func (s *Service) Reconcile(ctx context.Context, month string) (meter.ReconcileReport, error) {
+	rep := meter.ReconcileReport{Period: month, GeneratedAt: s.now(), Lines: []meter.ReconcileLine{}}
+	if s.client == nil {
+		return rep, ErrNoSecretKey
+	}
+	sc, err := newScope(month)
+	if err != nil || !sc.explicit {
+		return rep, meter.Invalid("period", "must be a month as YYYY-MM")
+	}
+	for _, q := range s.cfg.Accounts.Quotas() {
+		if q.Account.StripeCustomerID == "" {
+			continue
+		}
+		if err := s.reconcileAccount(ctx, q, sc, &rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func (s *Service) reconcileAccount(ctx context.Context, q meter.Quota, sc scope, rep *meter.ReconcileReport) error {
+	counters, err := s.cfg.Store.Counters(ctx, q.Account.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range counters {
+		p := meter.PeriodAt(q.Account.Anchor(), c.PeriodStart)
+		if !sc.includes(p) {
+			continue
+		}
+		st, err := s.cfg.Store.BillingState(ctx, q.Account.ID, p.Start)
+		if err != nil {
+			return err
+		}
+		items, err := s.client.listPeriod(ctx, q.Account.StripeCustomerID, q.Account.ID, p.Start)
+		if err != nil {
+			return err
+		}
+		l := meter.ReconcileLine{AccountID: q.Account.ID, CustomerID: q.Account.StripeCustomerID,
+			PeriodStart: p.Start, PeriodEnd: p.End, BillableCents: meter.BillableCents(c, q.Plan),
+			LedgerBilledCents: st.BilledCents}
+		for _, it := range items {
+			l.StripeBilledCents += it.AmountCents
+		}
+		if l.BillableCents == 0 && l.StripeBilledCents == 0 && l.LedgerBilledCents == 0 {
+			continue
+		}
+		l = meter.NewReconcileLine(l)
+		if l.Flagged {
+			rep.Differences++
+		}
+		rep.Lines = append(rep.Lines, l)
+	}
+	return nil
 }

@@ -101,9 +101,22 @@ func TestService_StripeMock(t *testing.T) {
 		t.Fatalf("intents = %+v", intents)
 	}
 
-	f.clock.Set(dec1) // the closing run: nothing left, the period is final
+	f.clock.Set(dec1.Add(meter.DefaultBillingGrace)) // the closing run: nothing left, the period is final
 	rep = f.run()
 	if rep.Charges != 0 || len(capture.all()) != 1 || !f.billed("pro1").Final {
 		t.Fatalf("closing run: %s, %d requests", rep.String(), len(capture.all()))
+	}
+
+	// The reconcile report lists the customer's invoice items: stripe-mock
+	// accepts the request as Stripe would (it keeps no items, so the
+	// ledger's 500 cents show as a difference).
+	recon, err := f.svc.Reconcile(t.Context(), "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	responses = capture.all()
+	last := responses[len(responses)-1]
+	if last.method != http.MethodGet || last.status != http.StatusOK || len(recon.Lines) != 1 || recon.Lines[0].LedgerBilledCents != 500 {
+		t.Fatalf("reconcile: %+v, last response %d %s", recon, last.status, last.method)
 	}
 }
