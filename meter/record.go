@@ -90,7 +90,7 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result,
 	if now.After(st.lastCallAt) {
 		st.lastCallAt = now
 	}
-	ev.PeriodStart = st.period.Start
+	ev.PeriodStart, ev.Plan = st.period.Start, st.plan.Name
 	res, period := resultLocked(st, allowed, overage), st.period
 	st.mu.Unlock()
 	ev.Time, ev.Decision, ev.Overage = now, decisionOf(allowed), overage
@@ -379,7 +379,7 @@ func (m *Meter) countEvent(st *accountState, ev *Event, now time.Time) (Result, 
 	if ev.Time.After(st.lastCallAt) {
 		st.lastCallAt = ev.Time
 	}
-	ev.PeriodStart, ev.Decision, ev.Overage = st.period.Start, Allowed, overage
+	ev.PeriodStart, ev.Decision, ev.Overage, ev.Plan = st.period.Start, Allowed, overage, st.plan.Name
 	return resultLocked(st, true, overage), nil
 }
 
