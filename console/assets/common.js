@@ -84,7 +84,7 @@
     var bars = uPlot.paths.bars({ size: [0.75, 48], align: 0 });
     var opts = {
       width: Math.max(el.clientWidth || 300, 260), height: 260,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: function (u, lo, hi) { return [lo - 43200, hi + 43200]; } } },
       axes: [{ space: 60 }, { size: 64, values: function (u, v) { return v.map(M.num); } }],
       cursor: { points: { show: false } },
       series: [{ label: "Day", value: function (u, v) { return v == null ? "" : new Date(v * 1000).toISOString().slice(0, 10); } }]

@@ -50,6 +50,12 @@
     if (cred) show();
   });
 
+  // A new link opened in the same tab changes only the fragment.
+  window.addEventListener("hashchange", function () {
+    var t = fromFragment();
+    if (t) { cred = t; show(); }
+  });
+
   cred = fromFragment();
   if (cred) show(); else $("#cred-form").hidden = false;
 })();
