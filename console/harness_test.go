@@ -54,9 +54,19 @@ type meterd struct {
 // endpoints from a browser.
 func startMeterd(tb testing.TB, origins ...string) *meterd {
 	tb.Helper()
+	return openMeterd(tb, nil, origins)
+}
+
+// openMeterd is startMeterd with preload run on the ledger before the
+// meter loads it.
+func openMeterd(tb testing.TB, preload func(*ledger.Ledger), origins []string) *meterd {
+	tb.Helper()
 	l, err := ledger.Open(filepath.Join(tb.TempDir(), "meter.db"), ledger.Options{})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if preload != nil {
+		preload(l)
 	}
 	plans, err := meter.ParsePlans([]byte(testPlans))
 	if err != nil {

@@ -68,7 +68,10 @@
 
   function plans() {
     if (state.plans.length) return Promise.resolve(state.plans);
-    return M.api("/api/admin/analytics/overview").then(function (o) {
+    // prefetch.js may have asked for the overview while the page loaded.
+    var pre = window.meterdPrefetch && window.meterdPrefetch.overview;
+    if (pre) window.meterdPrefetch.overview = null;
+    return (pre ? M.answer(pre) : M.api("/api/admin/analytics/overview")).then(function (o) {
       state.plans = Object.keys(o.users).filter(function (k) { return k !== "total"; });
       return state.plans;
     });
@@ -83,7 +86,10 @@
 
   function overviewView() {
     var started = performance.now();
-    return M.api("/api/admin/analytics/overview").then(function (o) {
+    // prefetch.js may have asked for the overview while the page loaded.
+    var pre = window.meterdPrefetch && window.meterdPrefetch.overview;
+    if (pre) window.meterdPrefetch.overview = null;
+    return (pre ? M.answer(pre) : M.api("/api/admin/analytics/overview")).then(function (o) {
       state.plans = Object.keys(o.users).filter(function (k) { return k !== "total"; });
       var billed = o.overage_billed_cents, unbilled = o.overage_unbilled_cents;
       var h = "<h1>Overview</h1><div class=grid>";
@@ -122,12 +128,16 @@
     return M.api("/api/admin/analytics/history?days=30").then(function (hb) {
       var series = hb.plan_order.map(function (p, i) { return { label: p, values: hb.plans[p], color: M.planColors[i % M.planColors.length] }; });
       if (hb.other.some(function (v) { return v > 0; })) series.push({ label: "other", values: hb.other, color: "#9aa3b2" });
-      var el = $("#chart-history");
-      if (!el) return;
-      M.barChart("overview-history", el, hb.dates, series, true);
-      el.setAttribute("aria-label", "Calls per day by plan for the last " + hb.days + " days; " + num(hb.total.reduce(function (a, b) { return a + b; }, 0)) + " in all");
-      $("#hist-table").innerHTML = M.chartTable("Calls per day", hb.dates, series.concat([{ label: "total", values: hb.total }]));
+      return M.chartLib.then(function () { drawHistory(hb, series); });
     });
+  }
+
+  function drawHistory(hb, series) {
+    var el = $("#chart-history");
+    if (!el) return;
+    M.barChart("overview-history", el, hb.dates, series, true);
+    el.setAttribute("aria-label", "Calls per day by plan for the last " + hb.days + " days; " + num(hb.total.reduce(function (a, b) { return a + b; }, 0)) + " in all");
+    $("#hist-table").innerHTML = M.chartTable("Calls per day", hb.dates, series.concat([{ label: "total", values: hb.total }]));
   }
 
   function loadNear() {
@@ -269,7 +279,7 @@
           var dates = hb.days.map(function (d) { return d.date; });
           var series = [{ label: "calls", values: hb.days.map(function (d) { return d.api_calls; }), color: "#1d5fd1" },
             { label: "denied", values: hb.days.map(function (d) { return d.denied_calls; }), color: "#b3261e" }];
-          M.barChart("account-history", $("#chart-account"), dates, series, true);
+          return M.chartLib.then(function () { M.barChart("account-history", $("#chart-account"), dates, series, true); });
           $("#ahist-table").innerHTML = M.chartTable("Calls per day", dates, series);
         }).catch(panelError("#chart-account")),
         M.api("/api/usage/endpoints?days=30&account_id=" + enc).then(function (eb) {

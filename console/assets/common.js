@@ -43,7 +43,12 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(opts.body);
     }
-    return fetch(path, init).then(function (res) {
+    return M.answer(fetch(path, init));
+  };
+
+  // answer turns a fetch's response into the JSON body or an ApiError.
+  M.answer = function (responsePromise) {
+    return responsePromise.then(function (res) {
       if (res.status === 204) return null;
       return res.text().then(function (text) {
         var data = null;
@@ -63,6 +68,15 @@
   };
 
   function dayToUnix(d) { return Date.parse(d + "T00:00:00Z") / 1000; }
+
+  // chartLib resolves once uPlot is loaded: the console loads it async so
+  // the numbers need not wait for the chart library.
+  M.chartLib = new Promise(function (resolve) {
+    if (window.uPlot) { resolve(); return; }
+    var s = document.getElementById("uplot-js");
+    if (s) s.addEventListener("load", function () { resolve(); });
+    window.addEventListener("load", function () { if (window.uPlot) resolve(); });
+  });
 
   // barChart draws daily bars into el. series: [{label, values, color}];
   // stacked: the series are stacked (first at the bottom) and the legend
