@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,7 +167,6 @@ func TestConsole_Accounts(t *testing.T) {
 	if html := eval[string](t, ctx, `document.documentElement.outerHTML + JSON.stringify(sessionStorage)`); strings.Contains(html, key) {
 		t.Error("the key's plaintext is still in the page or storage after it was dismissed")
 	}
-	screenshot(t, ctx, "account-new")
 	run(t, ctx, chromedp.Click(chromedp.CSS(`#keys button[data-revoke]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#keys .badge.bad`)))
 	if st := track(); st != http.StatusUnauthorized {
@@ -334,4 +334,60 @@ func TestConsole_CORS(t *testing.T) {
 			t.Errorf("preflight from %s allows credentials", c.origin)
 		}
 	}
+}
+
+// TestConsole_BillingCharges bills the seeded overage to stripe-mock, then
+// checks the billing page lists the charge with its status and Stripe id,
+// and the overview's health panel the run.
+func TestConsole_BillingCharges(t *testing.T) {
+	base := os.Getenv("METER_TEST_STRIPE_MOCK_URL")
+	if base == "" {
+		t.Skip("METER_TEST_STRIPE_MOCK_URL is not set: run stripe-mock -http-addr 127.0.0.1:12111 and set it to http://127.0.0.1:12111")
+	}
+	ctx := browser(t, 1280, 1000)
+	d := openMeterdWith(t, meterdOptions{stripeBase: base})
+	d.seed(t)
+	if st := d.admin(t, http.MethodPatch, "/api/admin/accounts/acct_acme", `{"stripe_customer_id":"cus_acme"}`, nil); st != http.StatusOK {
+		t.Fatalf("set customer: %d", st)
+	}
+	var rep struct {
+		Charges int  `json:"charges"`
+		OK      bool `json:"ok"`
+		Lines   []struct {
+			AccountID string `json:"account_id"`
+			Status    string `json:"status"`
+			Reason    string `json:"reason"`
+			Error     string `json:"error"`
+		} `json:"accounts"`
+	}
+	if st := d.admin(t, http.MethodPost, "/api/cron/process-overage", "", &rep); st != http.StatusOK || rep.Charges != 1 || !rep.OK {
+		t.Fatalf("billing run: %d %+v", st, rep)
+	}
+	var ch struct {
+		Charges []struct {
+			StripeID string `json:"stripe_id"`
+			Status   string `json:"status"`
+		} `json:"charges"`
+	}
+	d.admin(t, http.MethodGet, "/api/admin/billing/charges", "", &ch)
+	if len(ch.Charges) != 1 || ch.Charges[0].StripeID == "" {
+		t.Fatalf("charges: %+v", ch)
+	}
+	signIn(t, ctx, d.HTTP.URL)
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#health .badge.good`)))
+	if txt := eval[string](t, ctx, `document.getElementById("health").textContent`); !strings.Contains(txt, "1 charges") {
+		t.Errorf("health panel: %q", txt)
+	}
+	screenshot(t, ctx, "overview")
+	run(t, ctx, chromedp.Navigate(d.HTTP.URL+"/ui/#/billing"),
+		chromedp.WaitVisible(chromedp.CSS(`#month-charges table`)))
+	txt := eval[string](t, ctx, `document.getElementById("month-charges").textContent`)
+	if !strings.Contains(txt, ch.Charges[0].StripeID) || !strings.Contains(txt, ch.Charges[0].Status) {
+		t.Errorf("charges table %q lacks %s / %s", txt, ch.Charges[0].StripeID, ch.Charges[0].Status)
+	}
+	run(t, ctx, chromedp.Click(chromedp.ID("dry-run")), chromedp.WaitVisible(chromedp.CSS(`#dry-out p`)))
+	if txt := eval[string](t, ctx, `document.getElementById("dry-out").textContent`); !strings.Contains(txt, "nothing was sent") {
+		t.Errorf("dry run: %q", txt)
+	}
+	screenshot(t, ctx, "billing")
 }

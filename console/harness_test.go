@@ -57,9 +57,23 @@ func startMeterd(tb testing.TB, origins ...string) *meterd {
 	return openMeterd(tb, nil, origins)
 }
 
+// stripeBase, when set, is the Stripe API the next openMeterd bills to
+// (a stripe-mock); otherwise billing has no key and only previews.
+type meterdOptions struct {
+	preload    func(*ledger.Ledger)
+	origins    []string
+	stripeBase string
+}
+
 // openMeterd is startMeterd with preload run on the ledger before the
 // meter loads it.
 func openMeterd(tb testing.TB, preload func(*ledger.Ledger), origins []string) *meterd {
+	tb.Helper()
+	return openMeterdWith(tb, meterdOptions{preload: preload, origins: origins})
+}
+
+func openMeterdWith(tb testing.TB, o meterdOptions) *meterd {
+	preload, origins := o.preload, o.origins
 	tb.Helper()
 	l, err := ledger.Open(filepath.Join(tb.TempDir(), "meter.db"), ledger.Options{})
 	if err != nil {
@@ -82,8 +96,13 @@ func openMeterd(tb testing.TB, preload func(*ledger.Ledger), origins []string) *
 	api := httpapi.New(httpapi.Config{Meter: m, AdminToken: adminToken, Logger: log, Usage: l, Billed: l,
 		Ready:       map[string]httpapi.Readiness{"ledger": func(context.Context) (bool, any) { return true, map[string]any{"queue_depth": l.QueueDepth()} }},
 		CORSOrigins: origins, PortalKey: []byte("0123456789abcdef0123456789abcdef"), PortalTTL: 10 * time.Minute})
-	// Billing without a Stripe key: preview and charges work, runs do not.
-	svc, err := stripe.New(stripe.Config{Store: l, Accounts: m, Now: c.Now, Logger: log})
+	// Without a Stripe API, billing has no key: preview and charges work,
+	// runs do not.
+	bc := stripe.Config{Store: l, Accounts: m, Now: c.Now, Logger: log}
+	if o.stripeBase != "" {
+		bc.SecretKey, bc.APIBase = "sk_test_console", o.stripeBase
+	}
+	svc, err := stripe.New(bc)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -257,7 +257,7 @@
       var h = "<p><a href=\"#/accounts\">← Accounts</a></p><h1>" + esc(a.name || a.id) + "</h1>" +
         "<p class=muted>id <code data-k=account_id>" + esc(a.id) + "</code> · " + esc(a.email || "no email") +
         (a.stripe_customer_id ? " · Stripe <code>" + esc(a.stripe_customer_id) + "</code>" : "") + " · created " + esc(M.date(a.created_at)) + "</p>" +
-        "<div class=grid><section class=card aria-labelledby=cur-title><h2 id=cur-title class=label>This period</h2><div id=gauge>" + M.gauge(q) + "</div></section>" +
+        "<div class=\"grid wide\"><section class=card aria-labelledby=cur-title><h2 id=cur-title class=label>This period</h2><div id=gauge>" + M.gauge(q) + "</div></section>" +
         "<section class=card aria-labelledby=plan-title><h2 id=plan-title class=label>Plan</h2><form id=plan-form>" +
         "<div class=field><label for=plan-select>Plan</label><select id=plan-select>" + ps.map(function (p) {
           return "<option" + (p === a.plan ? " selected" : "") + ">" + esc(p) + "</option>"; }).join("") + "</select></div>" +
@@ -279,8 +279,8 @@
           var dates = hb.days.map(function (d) { return d.date; });
           var series = [{ label: "calls", values: hb.days.map(function (d) { return d.api_calls; }), color: "#1d5fd1" },
             { label: "denied", values: hb.days.map(function (d) { return d.denied_calls; }), color: "#b3261e" }];
-          return M.chartLib.then(function () { M.barChart("account-history", $("#chart-account"), dates, series, true); });
           $("#ahist-table").innerHTML = M.chartTable("Calls per day", dates, series);
+          return M.chartLib.then(function () { M.barChart("account-history", $("#chart-account"), dates, series, true); });
         }).catch(panelError("#chart-account")),
         M.api("/api/usage/endpoints?days=30&account_id=" + enc).then(function (eb) {
           $("#endpoints").innerHTML = M.endpointsTable(eb.endpoints);
@@ -391,8 +391,24 @@
     return h + "</tbody></table>";
   }
 
+  // reportTable shows a billing report's lines (preview, dry run).
   function reportTable(rep) {
     if (!rep.accounts.length) return "<p class=muted>Nothing to bill.</p>";
+    var h = "<table><caption class=sr-only>Billing lines</caption><thead><tr><th scope=col>Account</th><th scope=col>Plan</th><th scope=col>Status</th>" +
+      "<th scope=col class=num>Overage calls</th><th scope=col class=num>Billable</th><th scope=col class=\"num hide-narrow\">Billed</th>" +
+      "<th scope=col class=num>This run</th><th scope=col class=\"num hide-narrow\">Projected</th></tr></thead><tbody>";
+    rep.accounts.forEach(function (l) {
+      h += "<tr><td><a href=\"#/accounts/" + encodeURIComponent(l.account_id) + "\">" + esc(l.account_id) + "</a></td><td>" + esc(l.plan) +
+        "</td><td>" + esc(l.status.replace(/_/g, " ")) + (l.reason ? "<div class=muted>" + esc(l.reason) + "</div>" : "") + (l.error ? "<div class=error>" + esc(l.error) + "</div>" : "") +
+        "</td><td class=num>" + num(l.overage_calls) + "</td><td class=num>" + money(l.billable_cents) + "</td><td class=\"num hide-narrow\">" + money(l.billed_cents) +
+        "</td><td class=num>" + money(l.charge_cents) + "</td><td class=\"num hide-narrow\">" + money(l.projected_cents) + "</td></tr>";
+    });
+    return h + "</tbody></table>";
+  }
+
+  // genericTable shows rows of unknown shape (the reconcile report, whose
+  // fields the billing work defines).
+  function genericTable(rep) {
     var keys = Object.keys(rep.accounts[0]);
     var h = "<table><thead><tr>" + keys.map(function (k) { return "<th scope=col>" + esc(k.replace(/_/g, " ")) + "</th>"; }).join("") + "</tr></thead><tbody>";
     rep.accounts.forEach(function (l) {
@@ -449,7 +465,7 @@
     var month = $("#month").value;
     return M.api("/api/admin/billing/reconcile" + (month ? "?period=" + encodeURIComponent(month) : "")).then(function (rep) {
       var rows = rep.accounts || rep.lines || [];
-      $("#reconcile").innerHTML = rows.length ? reportTable({ accounts: rows }) : "<p class=muted>Nothing to reconcile" + (month ? " for " + esc(month) : "") + ".</p>";
+      $("#reconcile").innerHTML = rows.length ? genericTable({ accounts: rows }) : "<p class=muted>Nothing to reconcile" + (month ? " for " + esc(month) : "") + ".</p>";
     }, function (e) {
       $("#reconcile").innerHTML = "<p class=muted>" + (e.status === 404 ? "The reconcile report is not available on this server." : esc(billingError(e))) + "</p>";
     });

@@ -2,6 +2,7 @@ package stripe
 
 import (
 	"sync"
+	"time"
 
 	"github.com/meterd/meterd/meter"
 )
@@ -15,8 +16,13 @@ type lastRun struct {
 	err string
 }
 
-func (l *lastRun) record(rep meter.BillingReport, err error) {
+// record keeps rep (finished at the given time: the caller stamps the
+// report itself only after this) and err.
+func (l *lastRun) record(rep meter.BillingReport, err error, finished time.Time) {
 	rep.Lines = nil // the summary is enough; the lines can be large
+	if rep.FinishedAt.IsZero() {
+		rep.FinishedAt = finished
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rep, l.err = &rep, ""

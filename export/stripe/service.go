@@ -167,7 +167,7 @@ func (s *Service) execute(ctx context.Context, sc scope, rep *Report) error {
 		err = rerr
 	}
 	s.observeRun(ctx, rep, err)
-	s.last.record(*rep, err)
+	s.last.record(*rep, err, s.now())
 	return err
 }
 
