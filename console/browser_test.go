@@ -131,9 +131,30 @@ func TestConsole_Accounts(t *testing.T) {
 	d.seed(t)
 	signIn(t, ctx, d.HTTP.URL)
 
+	for i := range 20 {
+		d.createAccount(t, fmt.Sprintf("acct_more%02d", i), fmt.Sprintf("More %02d", i), "free")
+	}
 	run(t, ctx, chromedp.Navigate(d.HTTP.URL+"/ui/#/accounts"),
 		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-account="acct_acme"]`)))
 	t.Run("SearchAndPaging", func(t *testing.T) {
+		// 31 accounts, 25 a page, by usage: Acme (the most used) first.
+		rows := `Array.from(document.querySelectorAll("#users tr[data-account]")).map(r => r.dataset.account)`
+		first := eval[[]string](t, ctx, rows)
+		if len(first) != 25 || first[0] != "acct_acme" {
+			t.Fatalf("page 1: %d rows starting %v", len(first), first[:1])
+		}
+		run(t, ctx, chromedp.Click(chromedp.ID("next")), chromedp.WaitNotPresent(chromedp.CSS(`#users tr[data-account="acct_acme"]`)))
+		second := eval[[]string](t, ctx, rows)
+		if len(second) != 6 || eval[bool](t, ctx, `document.getElementById("next").disabled`) != true {
+			t.Errorf("page 2: %d rows %v, want the last 6 and Next disabled", len(second), second)
+		}
+		run(t, ctx, chromedp.Click(chromedp.ID("prev")), chromedp.WaitVisible(chromedp.CSS(`#users tr[data-account="acct_acme"]`)))
+		run(t, ctx, chromedp.SetValue(chromedp.ID("sort"), "name"), chromedp.Click(chromedp.ID("filter-apply")),
+			chromedp.WaitVisible(chromedp.CSS(`#users tr[data-account="acct_acme"] + tr[data-account="acct_globex"]`)))
+		// By name, ascending: "Acme Analytics" is still first, "Globex" on page 1.
+		if byName := eval[[]string](t, ctx, rows); len(byName) != 25 || byName[0] != "acct_acme" || byName[1] != "acct_globex" {
+			t.Errorf("sorted by name: %v", byName)
+		}
 		run(t, ctx, chromedp.SendKeys(chromedp.ID("q"), "glob"), chromedp.Click(chromedp.ID("filter-apply")),
 			chromedp.WaitNotPresent(chromedp.CSS(`#users tr[data-account="acct_acme"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`#users tr[data-account="acct_globex"]`)))
@@ -197,6 +218,24 @@ func TestConsole_Accounts(t *testing.T) {
 			t.Errorf("gauge shows %q calls", v)
 		}
 		screenshot(t, ctx, "account")
+	})
+	t.Run("PlanChange", func(t *testing.T) {
+		run(t, ctx, chromedp.Navigate(d.HTTP.URL+"/ui/#/accounts/acct_hooli"),
+			chromedp.WaitVisible(chromedp.ID("plan-select")),
+			chromedp.SetValue(chromedp.ID("plan-select"), "pro"),
+			chromedp.Click(chromedp.ID("plan-submit")),
+			chromedp.WaitVisible(chromedp.CSS(`#gauge [data-k="plan"]`)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("plan-msg").textContent !== ""`)); err != nil {
+			t.Fatal(err)
+		}
+		var a struct {
+			Plan string `json:"plan"`
+		}
+		d.admin(t, http.MethodGet, "/api/admin/accounts/acct_hooli", "", &a)
+		msg := eval[string](t, ctx, `document.getElementById("plan-msg").textContent`)
+		if a.Plan != "pro" || !strings.Contains(msg, "pro") {
+			t.Errorf("after changing to pro: account plan %q, message %q", a.Plan, msg)
+		}
 	})
 	t.Run("Billing", func(t *testing.T) {
 		run(t, ctx, chromedp.Navigate(d.HTTP.URL+"/ui/#/billing"),

@@ -55,7 +55,7 @@ func Handler(opts Options) http.Handler {
 		case p == "/ui/usage":
 			h.Set("Content-Security-Policy", usageCSP)
 			serveFile(w, r, files, "usage.html")
-		case strings.HasPrefix(p, "/ui/static/") && !strings.HasSuffix(p, ".html"):
+		case strings.HasPrefix(p, "/ui/static/") && path.Ext(p) != "" && path.Ext(p) != ".html":
 			static.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
