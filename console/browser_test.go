@@ -90,6 +90,13 @@ func TestConsole_Overview(t *testing.T) {
 		if href := eval[string](t, ctx, `document.activeElement.getAttribute("href")`); href != "#/overview" {
 			t.Errorf("second Tab focuses %q, want the Overview link", href)
 		}
+		// Tab to Accounts and follow it with Enter: the view changes and
+		// focus moves to the new content.
+		run(t, ctx, chromedp.KeyEvent("\t"), chromedp.KeyEvent("\r"),
+			chromedp.WaitVisible(chromedp.CSS(`[data-view="accounts"] #users tr`)))
+		if id := eval[string](t, ctx, `document.activeElement.id`); id != "main" {
+			t.Errorf("after following a link focus is on %q, want main", id)
+		}
 		unlabelled := eval[int](t, ctx, `Array.from(document.querySelectorAll("input,select")).filter(e => !e.labels || !e.labels.length).length`)
 		if unlabelled != 0 {
 			t.Errorf("%d controls have no label", unlabelled)

@@ -64,7 +64,12 @@
     else p = overviewView();
     p.catch(fail);
   }
-  window.addEventListener("hashchange", route);
+  // After an in-page navigation, move focus to the new content so screen
+  // readers announce it and Tab continues from there.
+  window.addEventListener("hashchange", function () {
+    route();
+    if ($("#signin").hidden) document.getElementById("main").focus();
+  });
 
   function plans() {
     if (state.plans.length) return Promise.resolve(state.plans);
