@@ -1,9 +1,12 @@
 package console_test
 
 import (
+	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -333,9 +336,16 @@ func TestConsole_UsagePage(t *testing.T) {
 // refused by the browser.
 func TestConsole_CORS(t *testing.T) {
 	ctx := browser(t, 800, 600)
+	// The customer's app: a blank page, or at /embed?meterd=URL&token=T the
+	// documented script embed of the usage page.
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, "<!doctype html><title>customer app</title>")
+		if r.URL.Path == "/embed" {
+			q := r.URL.Query()
+			fmt.Fprintf(w, `<h1>Your usage</h1><script src="%s/ui/static/embed.js" data-token="%s" data-height="600" async></script>`,
+				html.EscapeString(q.Get("meterd")), html.EscapeString(q.Get("token")))
+		}
 	})
 	allowed := httptest.NewServer(page)
 	defer allowed.Close()
@@ -358,6 +368,45 @@ func TestConsole_CORS(t *testing.T) {
 	if got := eval[string](t, ctx, script); !strings.HasPrefix(got, "refused") {
 		t.Errorf("from another origin: %q, want the browser to refuse", got)
 	}
+	t.Run("Embed", func(t *testing.T) {
+		run(t, ctx, chromedp.Navigate(allowed.URL+"/embed?meterd="+url.QueryEscape(d.HTTP.URL)+"&token="+url.QueryEscape(tok.Token)),
+			chromedp.WaitReady(chromedp.CSS("iframe")))
+		// Both servers are on 127.0.0.1, one site: the frame's document is
+		// reachable from the page's target once it has loaded.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("iframe")))
+			if err == nil && len(nodes) == 1 && nodes[0].ContentDocument != nil {
+				qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err = chromedp.Run(qctx, chromedp.AttributeValue(chromedp.CSS(`#usage[data-account="acct_cors"]`), "data-account", chromedp.FromNode(nodes[0])))
+				cancel()
+				if err == nil {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the embedded usage page never showed acct_cors: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// A site not in --frame-origins (default: the CORS origins) gets a
+		// blocked frame.
+		run(t, ctx, chromedp.Navigate(other.URL+"/embed?meterd="+url.QueryEscape(d.HTTP.URL)+"&token="+url.QueryEscape(tok.Token)),
+			chromedp.WaitReady(chromedp.CSS("iframe")))
+		time.Sleep(time.Second)
+		nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("iframe")))
+		if err != nil || len(nodes) != 1 {
+			t.Fatalf("iframe: %v", err)
+		}
+		if nodes[0].ContentDocument != nil {
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = chromedp.Run(qctx, chromedp.Nodes(chromedp.CSS(`#usage`), chromedp.FromNode(nodes[0])))
+			cancel()
+			if err == nil {
+				t.Error("the usage page rendered inside a site that may not frame it")
+			}
+		}
+	})
 	// The preflights themselves.
 	for _, c := range []struct {
 		origin string
