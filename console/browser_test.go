@@ -111,6 +111,7 @@ func TestConsole_Overview(t *testing.T) {
 		if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
 			t.Errorf("overview is %d px wide at a 375 px viewport", w)
 		}
+		screenshot(t, ctx, "overview-375")
 		run(t, ctx, chromedp.Navigate(d.HTTP.URL+"/ui/#/accounts/acct_acme"),
 			chromedp.WaitVisible(chromedp.CSS(`#chart-account[data-points="30"]`)))
 		if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
