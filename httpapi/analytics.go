@@ -159,12 +159,12 @@ func (s *Server) handleAnalyticsUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// usersQuery reads ?plan=&sort=&order=&limit=&cursor=; the meter checks
+// usersQuery reads ?plan=&sort=&order=&limit=&cursor=&q=; the meter checks
 // the values, this only parses the limit.
 func usersQuery(r *http.Request) (meter.UsersQuery, error) {
 	v := r.URL.Query()
 	q := meter.UsersQuery{Plan: v.Get("plan"), Sort: meter.UserSort(v.Get("sort")),
-		Order: v.Get("order"), Cursor: v.Get("cursor")}
+		Order: v.Get("order"), Cursor: v.Get("cursor"), Search: v.Get("q")}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {

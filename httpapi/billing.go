@@ -47,6 +47,7 @@ type billingRoutes struct {
 // schedulers that should not hold the admin token.
 func (s *Server) RegisterBilling(b Biller, cronSecret string) {
 	br := &billingRoutes{s: s, b: b, cron: hashToken(cronSecret), hasCron: cronSecret != ""}
+	s.biller = b
 	s.router.HandleFunc("/api/cron/process-overage", br.requireCron(br.handleProcessOverage)).Methods(http.MethodPost)
 	s.router.HandleFunc("/api/admin/billing/preview", s.requireAdmin(br.handlePreview)).Methods(http.MethodGet)
 	s.router.HandleFunc("/api/admin/billing/charges", s.requireAdmin(br.handleCharges)).Methods(http.MethodGet)

@@ -49,6 +49,15 @@ type Config struct {
 	MaxHeaderBytes int
 	// Maintenance serves the admin backup and verify endpoints (nil: 404).
 	Maintenance Maintenance
+	// CORSOrigins may call the usage endpoints from a browser (exact
+	// origins such as https://app.example.com; none by default).
+	CORSOrigins []string
+	// PortalKey signs portal tokens (at least 32 bytes); nil disables
+	// POST /api/admin/accounts/{id}/portal-token. PortalMaxTTL caps a
+	// token's lifetime (default 24h); PortalTTL is the default (1h).
+	PortalKey    []byte
+	PortalTTL    time.Duration
+	PortalMaxTTL time.Duration
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -66,6 +75,9 @@ type Server struct {
 	maxHeader    int
 	router       *mux.Router
 	maintenance  Maintenance
+	cors         map[string]bool
+	portal       *portalSigner
+	biller       Biller // set by RegisterBilling; nil while billing is off
 }
 
 // New builds a Server and its routes.
@@ -83,6 +95,8 @@ func New(cfg Config) *Server {
 	if s.maxHeader <= 0 {
 		s.maxHeader = 32 << 10
 	}
+	s.cors = corsSet(cfg.CORSOrigins)
+	s.portal = newPortalSigner(cfg.PortalKey, cfg.PortalTTL, cfg.PortalMaxTTL)
 	s.router = s.routes()
 	return s
 }
@@ -101,7 +115,7 @@ func (s *Server) routes() *mux.Router {
 		}
 		s.writeError(w, req, errMethod)
 	})
-	r.Use(s.instrument, s.limitHeaders)
+	r.Use(s.instrument, s.limitHeaders, s.corsHeaders)
 	s.registerTrackRoutes(r)
 	s.registerGatewayRoutes(r)
 	s.registerAdminRoutes(r)
@@ -111,6 +125,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerOpsRoutes(r)
 	s.registerMaintenanceRoutes(r)
 	s.registerOpenAPIRoutes(r)
+	s.registerConsoleRoutes(r)
 	return r
 }
 

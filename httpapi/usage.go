@@ -40,6 +40,12 @@ func (s *Server) usageAccount(r *http.Request) (string, error) {
 		}
 		return q, nil
 	}
+	if id, ok, err := s.portalAccount(r); ok {
+		if err == nil && q != "" && q != id {
+			err = errForbidden
+		}
+		return id, err
+	}
 	key := s.apiKeyFrom(r)
 	if key == "" {
 		return "", errUnauthorized

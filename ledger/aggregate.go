@@ -113,6 +113,7 @@ type deltas struct {
 	daily    map[dailyK]*meter.Usage
 	acct     map[acctK]*meter.Usage
 	total    map[uint32]*meter.Usage
+	plan     map[planK]*meter.Usage
 }
 
 type counterK struct {
@@ -132,7 +133,8 @@ type dailyK struct {
 
 func newDeltas() *deltas {
 	return &deltas{counters: map[counterK]*meter.Counter{}, daily: map[dailyK]*meter.Usage{},
-		acct: map[acctK]*meter.Usage{}, total: map[uint32]*meter.Usage{}}
+		acct: map[acctK]*meter.Usage{}, total: map[uint32]*meter.Usage{},
+		plan: map[planK]*meter.Usage{}}
 }
 
 func (d *deltas) addEvent(ev *meter.Event) {
@@ -147,6 +149,9 @@ func (d *deltas) addEvent(ev *meter.Event) {
 	usageOf(d.daily, dailyK{ak, ev.Endpoint, ev.Method}).AddEvent(ev)
 	usageOf(d.acct, ak).AddEvent(ev)
 	usageOf(d.total, ak.day).AddEvent(ev)
+	if ev.Plan != "" {
+		usageOf(d.plan, planK{ev.Plan, ak.day}).AddEvent(ev)
+	}
 }
 
 func usageOf[K comparable](m map[K]*meter.Usage, k K) *meter.Usage {
@@ -188,7 +193,7 @@ func (d *deltas) apply(tx *bolt.Tx) error {
 	for _, set := range []struct {
 		b    []byte
 		recs []keyed
-	}{{bucketUsage, append(daily, acct...)}, {bucketDailyTotal, total}} {
+	}{{bucketUsage, append(daily, acct...)}, {bucketDailyTotal, total}, {bucketPlanDaily, d.planRecords()}} {
 		if err := mergeUsage(tx.Bucket(set.b), set.recs); err != nil {
 			return err
 		}

@@ -40,7 +40,8 @@ var (
 	bucketAccounts   = []byte("accounts")    // id -> account JSON
 	bucketKeys       = []byte("keys")        // id -> key JSON
 	bucketCursors    = []byte("cursors")     // name -> seq
-	allBuckets       = [][]byte{bucketMeta, bucketEvents, bucketUsage, bucketDailyTotal, bucketIdem, bucketAccounts, bucketKeys, bucketCursors}
+	bucketPlanDaily  = []byte("plan_daily")  // plan\0 day -> aggregate (plantotal.go)
+	allBuckets       = [][]byte{bucketMeta, bucketEvents, bucketUsage, bucketDailyTotal, bucketIdem, bucketAccounts, bucketKeys, bucketCursors, bucketPlanDaily}
 )
 
 // Options configure a Ledger. Zero values take the documented defaults.

@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"strings"
 	"time"
 )
 
@@ -94,3 +95,10 @@ type APIKey struct {
 
 // Revoked reports whether the key has been revoked.
 func (k *APIKey) Revoked() bool { return k.RevokedAt != nil }
+
+// matches reports whether the account's id, name or email contains
+// search (already lower-cased by the caller), ignoring case.
+func (a *Account) matches(search string) bool {
+	return search == "" || strings.Contains(strings.ToLower(a.ID), search) ||
+		strings.Contains(strings.ToLower(a.Name), search) || strings.Contains(strings.ToLower(a.Email), search)
+}

@@ -103,6 +103,9 @@ type UsersQuery struct {
 	Limit int
 	// Cursor is the NextCursor of the previous page ("" for the first).
 	Cursor string
+	// Search keeps only accounts whose id, name or email contains it,
+	// ignoring case ("" for all).
+	Search string
 }
 
 // UsersPage is one page of accounts with their current-period usage.
@@ -134,7 +137,7 @@ func (m *Meter) ListUsers(q UsersQuery) (UsersPage, error) {
 	for _, st := range m.states() {
 		st.mu.Lock()
 		st.rollIfDueLocked(now)
-		keep := q.Plan == "" || st.plan.Name == q.Plan
+		keep := (q.Plan == "" || st.plan.Name == q.Plan) && st.acct.matches(q.Search)
 		var k userKey
 		if keep {
 			k = keyOfLocked(st, q.Sort)
@@ -164,6 +167,10 @@ func (m *Meter) pageOf(q UsersQuery, top *pageHeap, more bool, now time.Time) Us
 }
 
 func (m *Meter) normalizeUsersQuery(q *UsersQuery) error {
+	q.Search = strings.ToLower(strings.TrimSpace(q.Search))
+	if len(q.Search) > 200 {
+		return Invalid("q", "must be at most 200 bytes")
+	}
 	if q.Sort == "" {
 		q.Sort = SortUsage
 	}

@@ -56,6 +56,10 @@ type Event struct {
 	OverageMicros int64
 	// IdempotencyKey is the caller-supplied id, if any ("" when none).
 	IdempotencyKey string
+	// Plan is the account's plan when the call was decided. The ledger adds
+	// the call to that plan's daily totals (the console's stacked history);
+	// it is not part of the stored event record.
+	Plan string
 }
 
 // ID is the globally unique event id: node id, a dash, and the sequence.

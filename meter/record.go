@@ -90,7 +90,7 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result,
 	if now.After(st.lastCallAt) {
 		st.lastCallAt = now
 	}
-	ev.PeriodStart = st.period.Start
+	ev.PeriodStart, ev.Plan = st.period.Start, st.plan.Name
 	res, period := resultLocked(st, allowed, overage), st.period
 	StampOverage(ev, st.plan, overage)
 	st.mu.Unlock()
@@ -380,7 +380,7 @@ func (m *Meter) countEvent(st *accountState, ev *Event, now time.Time) (Result, 
 	if ev.Time.After(st.lastCallAt) {
 		st.lastCallAt = ev.Time
 	}
-	ev.PeriodStart, ev.Decision = st.period.Start, Allowed
+	ev.PeriodStart, ev.Decision, ev.Plan = st.period.Start, Allowed, st.plan.Name
 	StampOverage(ev, st.plan, overage)
 	return resultLocked(st, true, overage), nil
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meterd/meterd/console"
 	"github.com/meterd/meterd/export/postgres"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
@@ -154,6 +155,10 @@ func (m *Main) open(ctx context.Context) error {
 	if err := m.ensureAdminToken(); err != nil {
 		return err
 	}
+	portalKey, err := m.ensurePortalKey()
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	mx := metrics.New(reg)
 	metrics.RegisterBuildInfo(reg, version)
@@ -166,8 +171,10 @@ func (m *Main) open(ctx context.Context) error {
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
 		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady, "disk": m.diskReady}})
+		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready:       map[string]httpapi.Readiness{"ledger": m.ledgerReady, "disk": m.diskReady},
+		CORSOrigins: c.corsOrigins(), PortalKey: portalKey, PortalTTL: c.PortalTTL, PortalMaxTTL: c.PortalMaxTTL})
+	api.RegisterConsole(console.Handler(console.Options{FrameAncestors: c.frameAncestors()}))
 	if err := m.startExport(ctx, api, reg); err != nil {
 		return err
 	}

@@ -112,7 +112,7 @@ func (m *Main) warnUnfinishedRestore() {
 // leaves the disk as it found it. Nothing that existed is ever removed.
 func (c *Config) noteDataDir() (undo func()) {
 	dir := c.DataDir
-	paths := []string{filepath.Join(dir, ledger.FileName), filepath.Join(dir, adminTokenFile)}
+	paths := []string{filepath.Join(dir, ledger.FileName), filepath.Join(dir, adminTokenFile), filepath.Join(dir, "portal.key")}
 	var fresh []string
 	for _, p := range paths {
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {

@@ -27,6 +27,7 @@ type Service struct {
 	metrics *metrics
 	id      string
 	runs    atomic.Uint64
+	last    lastRun // the latest real run, for the console's health panel
 
 	// afterStripeAcceptFn, if set, is called after Stripe accepted an
 	// invoice item and before the ledger marks its intent done. An error
@@ -173,6 +174,7 @@ func (s *Service) execute(ctx context.Context, sc scope, rep *Report) error {
 		err = rerr
 	}
 	s.observeRun(ctx, rep, err)
+	s.last.record(*rep, err, s.now())
 	return err
 }
 
