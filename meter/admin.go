@@ -134,10 +134,16 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	}
 	plan, _ := m.plans.Get(a.Plan)
 	st.mu.Lock()
-	before := st.contributionLocked()
+	before, oldPlan := st.contributionLocked(), st.acct.Plan
 	st.acct, st.plan = a, plan
 	st.totals.move(before, st.contributionLocked())
+	period, calls := st.period, st.calls
 	st.mu.Unlock()
+	if oldPlan != a.Plan {
+		if err := m.Emit(ctx, planChangedNotice(a, oldPlan, period, calls, m.now().UTC())); err != nil {
+			return a, fmt.Errorf("update account: plan changed, notice not stored: %w", err)
+		}
+	}
 	return a, nil
 }
 

@@ -52,6 +52,10 @@ type Event struct {
 	Overage bool
 	// IdempotencyKey is the caller-supplied id, if any ("" when none).
 	IdempotencyKey string
+	// Notices are the crossings this call caused (notice.go), nil for
+	// almost every call; the ledger stores them in its outbox in the same
+	// transaction as the event. A pointer keeps Event comparable.
+	Notices *NoticeList
 }
 
 // ID is the globally unique event id: node id, a dash, and the sequence.

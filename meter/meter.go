@@ -54,6 +54,9 @@ type Meter struct {
 
 	// totals keep the overview's figures as accounts change.
 	totals *overviewTotals
+
+	// notices: crossing detection and the notice sink (notice.go).
+	notices noticeState
 }
 
 // New creates a Meter and loads accounts, keys and the current period's

@@ -1,0 +1,153 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meterd/meterd/ledger"
+	"github.com/meterd/meterd/meter"
+)
+
+// openNoticeMeter opens the ledger at path and a meter on it with the
+// default thresholds, frozen at now.
+func openNoticeMeter(tb testing.TB, path string, now time.Time) (*ledger.Ledger, *meter.Meter) {
+	tb.Helper()
+	l, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := meter.New(context.Background(), meter.Config{Store: l, Now: func() time.Time { return now }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.SetNotices(&meter.NoticeConfig{Default: meter.DefaultThresholds()}, l)
+	return l, m
+}
+
+func trackN(tb testing.TB, m *meter.Meter, account string, n int) {
+	tb.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := m.Track(context.Background(), meter.Call{AccountID: account, Endpoint: "/x", Method: "GET"}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// TestLedger_Outbox_ExactlyOncePerCrossing: a Free account's 80 % and
+// 100 % and its first denial are stored once each, in order, and a
+// restart (counters reloaded) does not fire them again.
+func TestLedger_Outbox_ExactlyOncePerCrossing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meter.db")
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l, m := openNoticeMeter(t, path, now)
+	if _, err := m.CreateAccount(ctx, meter.Account{ID: "acme", Name: "Acme", Plan: "free"}); err != nil {
+		t.Fatal(err)
+	}
+	trackN(t, m, "acme", 900)
+	l.Close()
+
+	l, m = openNoticeMeter(t, path, now)
+	defer l.Close()
+	trackN(t, m, "acme", 300) // 100 % at call 1000, first denial at 1001
+	ns, err := l.Notices(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		typ   meter.NoticeType
+		th    int64
+		calls int64
+	}{{meter.NoticeThresholdReached, 80, 800}, {meter.NoticeThresholdReached, 100, 1000}, {meter.NoticeLimitReached, 0, 1000}}
+	if len(ns) != len(want) {
+		t.Fatalf("outbox holds %d notices, want %d: %+v", len(ns), len(want), ns)
+	}
+	for i, w := range want {
+		n := ns[i]
+		if n.Type != w.typ || n.Threshold != w.th || n.Calls != w.calls || n.AccountID != "acme" || n.EventSeq == 0 || n.Seq != uint64(i+1) {
+			t.Errorf("notice %d = %+v, want %s %d at %d calls", i, n, w.typ, w.th, w.calls)
+		}
+	}
+	t.Run("SameIDStoredOnce", func(t *testing.T) {
+		n := meter.BillingNotice(meter.NoticeChargeCreated, "acme", now, "key1", 500, nil)
+		n.Time = now
+		for i := 0; i < 2; i++ {
+			if err := l.PutNotices(ctx, []meter.Notice{n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c, _ := l.NoticeCount(ctx); c != 4 {
+			t.Fatalf("outbox holds %d notices after the same one twice, want 4", c)
+		}
+	})
+}
+
+// TestLedger_Outbox_Deliveries drives fan-out, ack, dead letter and
+// replay through the store.
+func TestLedger_Outbox_Deliveries(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, e := range []meter.WebhookEndpoint{
+		{ID: "all", URL: "http://a", Enabled: true},
+		{ID: "billing", URL: "http://b", Enabled: true, Types: []meter.NoticeType{meter.NoticeChargeFailed}},
+		{ID: "off", URL: "http://c"},
+	} {
+		if err := l.PutWebhookEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := []meter.Notice{
+		meter.BillingNotice(meter.NoticeChargeCreated, "a1", now, "k1", 1, nil),
+		meter.BillingNotice(meter.NoticeChargeFailed, "a1", now, "k2", 1, nil),
+	}
+	if err := l.PutNotices(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.FanOut(ctx, now, 10); err != nil || n != 2 {
+		t.Fatalf("fan out = %d, %v", n, err)
+	}
+	if n, _ := l.FanOut(ctx, now, 10); n != 0 {
+		t.Fatalf("second fan out took %d notices again", n)
+	}
+	counts := map[string]int{}
+	for _, id := range []string{"all", "billing", "off"} {
+		ds, err := l.PendingDeliveries(ctx, id, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[id] = len(ds)
+	}
+	if counts["all"] != 2 || counts["billing"] != 1 || counts["off"] != 0 {
+		t.Fatalf("pending per endpoint = %v", counts)
+	}
+	ds, _ := l.PendingDeliveries(ctx, "all", 10)
+	ds[0].Status, ds[1].Status = meter.DeliveryDelivered, meter.DeliveryDead
+	for _, d := range ds {
+		if err := l.SaveDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, _ := l.PendingDeliveries(ctx, "all", 10); len(p) != 0 {
+		t.Fatalf("%d still pending after ack and dead letter", len(p))
+	}
+	if dead, _ := l.DeliveryLog(ctx, "all", meter.DeliveryDead, 10); len(dead) != 1 || dead[0].Seq != 2 {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	if n, err := l.Replay(ctx, "all", now.Add(-time.Hour), now, false); err != nil || n != 1 {
+		t.Fatalf("replay = %d, %v; want the one dead delivery", n, err)
+	}
+	if p, _ := l.PendingDeliveries(ctx, "all", 10); len(p) != 1 || p[0].Attempts != 0 || p[0].Seq != 2 {
+		t.Fatalf("after replay pending = %+v", p)
+	}
+	if _, err := l.Replay(ctx, "nope", now, now, false); !errors.Is(err, meter.ErrWebhookNotFound) {
+		t.Fatalf("replay of unknown endpoint: %v", err)
+	}
+}
