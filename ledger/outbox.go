@@ -148,6 +148,16 @@ func (l *Ledger) NoticeCount(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// PendingCount implements meter.WebhookStore.
+func (l *Ledger) PendingCount(ctx context.Context) (int, error) {
+	var n int
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketPending).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // PutWebhookEndpoint implements meter.WebhookStore.
 func (l *Ledger) PutWebhookEndpoint(ctx context.Context, e meter.WebhookEndpoint) error {
 	v, err := encodeRecord(storedEndpoint{e, e.Secrets})
@@ -213,10 +223,20 @@ func deliveryKey(endpoint string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(endpoint), 0), seq)
 }
 
-// FanOut implements meter.WebhookStore.
+// FanOut implements meter.WebhookStore. It looks before it writes, so
+// an idle outbox costs a read, not a commit.
 func (l *Ledger) FanOut(ctx context.Context, now time.Time, limit int) (int, error) {
+	var behind bool
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		after := getUint64(tx.Bucket(bucketCursors).Get([]byte(fanoutCursor)))
+		behind = tx.Bucket(bucketOutbox).Sequence() > after
+		return nil
+	})
+	if err != nil || !behind {
+		return 0, err
+	}
 	var took int
-	err := l.update(ctx, func(tx *bolt.Tx) error {
+	err = l.update(ctx, func(tx *bolt.Tx) error {
 		cursors := tx.Bucket(bucketCursors)
 		after := getUint64(cursors.Get([]byte(fanoutCursor)))
 		ns, err := noticesAfter(tx, after, limit)

@@ -86,8 +86,10 @@ type WebhookStore interface {
 	NoticeSink
 	// Notice returns the notice stored at outbox sequence seq.
 	Notice(ctx context.Context, seq uint64) (Notice, error)
-	// NoticeCount is the number of notices stored.
+	// NoticeCount is the number of notices stored; PendingCount the
+	// number of deliveries not yet delivered or dead, over all endpoints.
 	NoticeCount(ctx context.Context) (int, error)
+	PendingCount(ctx context.Context) (int, error)
 	PutWebhookEndpoint(ctx context.Context, e WebhookEndpoint) error
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
 	WebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error)
@@ -107,4 +109,16 @@ type WebhookStore interface {
 	// Replay moves an endpoint's finished deliveries of notices made at or
 	// after since (dead ones only unless all) back to pending, due at now.
 	Replay(ctx context.Context, endpointID string, since, now time.Time, all bool) (int, error)
+}
+
+// WebhookPatch lists what an endpoint update may change; nil fields stay.
+type WebhookPatch struct {
+	URL         *string
+	Description *string
+	Types       *[]NoticeType
+	Enabled     *bool
+	// RotateSecret makes a new current secret (Secret if given, else a
+	// random one); the old one stays valid for the rotation grace.
+	RotateSecret bool
+	Secret       *string
 }
