@@ -88,9 +88,10 @@ func TestDispatcher_ReceiverDownThenUp(t *testing.T) {
 		}
 		last[d.Account] = d.Data.OverageCents
 	}
-	if p, _ := f.l.PendingCount(ctx); p != 0 {
-		t.Fatalf("%d deliveries still pending", p)
-	}
+	waitFor(t, 2*time.Second, "no delivery left pending", func() bool {
+		p, _ := f.l.PendingCount(ctx)
+		return p == 0
+	})
 }
 
 // TestDispatcher_DeadLetterAndReplay: a receiver that never answers 2xx
