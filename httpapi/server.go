@@ -49,6 +49,8 @@ type Config struct {
 	MaxHeaderBytes int
 	// Maintenance serves the admin backup and verify endpoints (nil: 404).
 	Maintenance Maintenance
+	// Webhooks serves /api/admin/webhooks (nil: 404 webhooks_off).
+	Webhooks Webhooks
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -66,6 +68,7 @@ type Server struct {
 	maxHeader    int
 	router       *mux.Router
 	maintenance  Maintenance
+	webhooks     Webhooks
 }
 
 // New builds a Server and its routes.
@@ -74,6 +77,7 @@ func New(cfg Config) *Server {
 		serviceToken: hashToken(cfg.ServiceToken), hasService: cfg.ServiceToken != "",
 		log: cfg.Logger, obs: cfg.Observer, metrics: cfg.Metrics, usage: cfg.Usage, billed: cfg.Billed,
 		ready: cfg.Ready, maxHeader: cfg.MaxHeaderBytes, maintenance: cfg.Maintenance}
+	s.webhooks = cfg.Webhooks
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -109,6 +113,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerAnalyticsRoutes(r)
 	s.registerOpsRoutes(r)
 	s.registerMaintenanceRoutes(r)
+	s.registerWebhookRoutes(r)
 	return r
 }
 
