@@ -46,6 +46,7 @@ type Config struct {
 	ProxyStripKey  bool
 	BillingConfig
 	ExportConfig
+	WebhookConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -74,6 +75,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ProxyStripKey, "proxy-strip-key", envBool("METER_PROXY_STRIP_KEY", false), "remove the API key from requests forwarded upstream (env METER_PROXY_STRIP_KEY)")
 	c.bindBillingFlags(fs)
 	c.bindExportFlags(fs)
+	c.bindWebhookFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -96,7 +98,7 @@ func (c *Config) validate() error {
 	if err := c.validateBilling(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateWebhooks()
 }
 
 func (c *Config) patterns() []string {

@@ -65,6 +65,8 @@ type Dispatcher struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// attempts counts deliveries in flight; Run waits for them.
+	attempts sync.WaitGroup
 
 	// mu guards inflight: endpoint id -> seq -> delivery in progress.
 	mu       sync.Mutex
@@ -95,19 +97,18 @@ func New(cfg Config) *Dispatcher {
 		m: newDispatchMetrics(cfg.Registerer, cfg.Store), inflight: map[string]map[uint64]bool{}}
 }
 
-// Start runs the delivery loop until Close.
+// Start runs the delivery loop in its own goroutine until Close.
 func (d *Dispatcher) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.run(ctx)
+		d.Run(ctx)
 	}()
 }
 
-// Close stops the loop and waits for attempts in flight to end (they
-// are cut short; an interrupted attempt is simply retried later).
+// Close stops a loop begun by Start and waits for it.
 func (d *Dispatcher) Close() {
 	if d.cancel != nil {
 		d.cancel()
@@ -115,7 +116,10 @@ func (d *Dispatcher) Close() {
 	d.wg.Wait()
 }
 
-func (d *Dispatcher) run(ctx context.Context) {
+// Run delivers until ctx ends, then waits for the attempts in flight
+// (cut short by ctx; an interrupted attempt is simply made again later).
+func (d *Dispatcher) Run(ctx context.Context) {
+	defer d.attempts.Wait()
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -175,9 +179,9 @@ func (d *Dispatcher) startDue(ctx context.Context, ep meter.WebhookEndpoint) err
 		if del.NextAttempt.After(now) || !d.claim(ep.ID, del.Seq) {
 			continue
 		}
-		d.wg.Add(1)
+		d.attempts.Add(1)
 		go func() {
-			defer d.wg.Done()
+			defer d.attempts.Done()
 			defer d.release(ep.ID, del.Seq)
 			d.deliver(ctx, ep, del)
 		}()
