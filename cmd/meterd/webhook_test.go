@@ -46,7 +46,9 @@ type hookEvent struct {
 	} `json:"data"`
 }
 
-func (e hookEvent) kind() string { return fmt.Sprintf("%s/%s/%d", e.Data.AccountID, e.Type, e.Data.Threshold) }
+func (e hookEvent) kind() string {
+	return fmt.Sprintf("%s/%s/%d", e.Data.AccountID, e.Type, e.Data.Threshold)
+}
 
 func newHookReceiver(t *testing.T) *hookReceiver {
 	wh, err := standardwebhooks.NewWebhook(hookSecret)
