@@ -151,3 +151,27 @@ func TestLedger_Outbox_Deliveries(t *testing.T) {
 		t.Fatalf("replay of unknown endpoint: %v", err)
 	}
 }
+
+// TestLedger_Outbox_PlanChanged: a plan change through the meter leaves
+// one account.plan_changed notice naming both plans; a patch that keeps
+// the plan leaves none.
+func TestLedger_Outbox_PlanChanged(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l, m := openNoticeMeter(t, filepath.Join(t.TempDir(), "meter.db"), now)
+	defer l.Close()
+	if _, err := m.CreateAccount(ctx, meter.Account{ID: "acme", Name: "Acme", Plan: "free"}); err != nil {
+		t.Fatal(err)
+	}
+	pro, name := "pro", "Acme Inc"
+	if _, err := m.UpdateAccount(ctx, "acme", meter.AccountPatch{Plan: &pro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UpdateAccount(ctx, "acme", meter.AccountPatch{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := l.Notices(ctx, 0, 10)
+	if len(ns) != 1 || ns[0].Type != meter.NoticePlanChanged || ns[0].Detail["old_plan"] != "free" || ns[0].Detail["new_plan"] != "pro" {
+		t.Fatalf("notices = %+v", ns)
+	}
+}

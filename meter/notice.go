@@ -199,6 +199,12 @@ type NoticeSink interface {
 	PutNotices(ctx context.Context, ns []Notice) error
 }
 
+// NoticeEmitter takes notices not caused by a call; *Meter implements it
+// (and drops them while notices are off).
+type NoticeEmitter interface {
+	Emit(ctx context.Context, ns ...Notice) error
+}
+
 // noticeState is the meter's notice wiring: nil config means off, and
 // the hot path then does no notice work at all.
 type noticeState struct {

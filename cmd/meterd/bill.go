@@ -50,7 +50,7 @@ func (c *BillingConfig) validateBilling() error {
 // service builds the billing service over a ledger and a meter.
 func (c *BillingConfig) service(l *ledger.Ledger, m *meter.Meter, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
 	return billing.New(billing.Config{SecretKey: c.StripeSecretKey, APIBase: c.StripeAPIBase,
-		Currency: c.Currency, Store: l, Accounts: m, Logger: log, Registerer: reg})
+		Currency: c.Currency, Store: l, Accounts: m, Logger: log, Registerer: reg, Notices: m})
 }
 
 // startBilling registers the billing routes on api and, when a Stripe key

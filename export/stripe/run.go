@@ -170,6 +170,9 @@ func (r *run) finalize(ctx context.Context, line *meter.BillingLine) error {
 	if err := r.renew(ctx); err != nil {
 		return err
 	}
+	if err := r.notifyClosed(ctx, line); err != nil {
+		return err
+	}
 	err := r.s.cfg.Store.FinalizeBillingPeriod(ctx, r.owner, line.AccountID, line.PeriodStart, r.s.now())
 	if err != nil {
 		return err
