@@ -133,10 +133,10 @@ func TestDispatcher_DeadLetterAndReplay(t *testing.T) {
 	if got := rcv.accepted()[0].ID; got != n[0].ID {
 		t.Fatalf("replay delivered %s, want the original webhook-id %s", got, n[0].ID)
 	}
-	log, _ := f.admin.Deliveries(ctx, ep.ID, "", 10)
-	if len(log) != 1 || log[0].Status != meter.DeliveryDelivered {
-		t.Fatalf("delivery log after replay = %+v", log)
-	}
+	waitFor(t, 2*time.Second, "the log to show it delivered", func() bool {
+		log, _ := f.admin.Deliveries(ctx, ep.ID, "", 10)
+		return len(log) == 1 && log[0].Status == meter.DeliveryDelivered && log[0].Attempts == 1
+	})
 }
 
 // TestSignature_Rotation: during a rotation both the new and the old
