@@ -248,7 +248,9 @@ func (d *Dispatcher) record(del *meter.WebhookDelivery, at time.Time, status int
 		d.m.failed.Inc()
 		d.m.dead.Inc()
 	default:
-		del.NextAttempt = at.Add(jitter(d.cfg.Schedule[del.Attempts-1])).UTC()
+		// The wait runs from the failure, not from the attempt's start, so
+		// a slow failure does not eat into it.
+		del.NextAttempt = d.cfg.Now().Add(jitter(d.cfg.Schedule[del.Attempts-1])).UTC()
 		d.m.failed.Inc()
 	}
 }
