@@ -175,3 +175,40 @@ func TestLedger_Outbox_PlanChanged(t *testing.T) {
 		t.Fatalf("notices = %+v", ns)
 	}
 }
+
+// TestLedger_Outbox_FailedCrossingCall: the call that crossed 80 % fails
+// to commit while a call decided after it commits: the line is crossed
+// on disk all the same, so the notice must still be stored, once.
+func TestLedger_Outbox_FailedCrossingCall(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l, m := openNoticeMeter(t, filepath.Join(t.TempDir(), "meter.db"), now)
+	defer l.Close()
+	if _, err := m.CreateAccount(ctx, meter.Account{ID: "acme", Name: "Acme", Plan: "free"}); err != nil {
+		t.Fatal(err)
+	}
+	trackN(t, m, "acme", 799)
+	call := meter.Call{AccountID: "acme", Endpoint: "/x", Method: "GET"}
+	crossing, err := m.Reserve(ctx, call) // call 800: crosses 80 %
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := m.Reserve(ctx, call) // call 801
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := after.Finish(ctx, 200, 0); err != nil {
+		t.Fatal(err)
+	}
+	l.SetBeforeCommitFn(func() error { return errors.New("disk on fire") })
+	if err := crossing.Finish(ctx, 200, 0); err == nil {
+		t.Fatal("the crossing call's commit did not fail")
+	}
+	l.SetBeforeCommitFn(nil)
+	trackN(t, m, "acme", 10)
+	c, _ := l.Counter(ctx, "acme", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	ns, _ := l.Notices(ctx, 0, 10)
+	if c.Calls != 810 || len(ns) != 1 || ns[0].Threshold != 80 {
+		t.Fatalf("counter %d calls, notices %+v; want 810 and the one 80 %% notice", c.Calls, ns)
+	}
+}

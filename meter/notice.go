@@ -233,11 +233,14 @@ func (m *Meter) noticesLocked(s *accountState, before Counts, now time.Time) *No
 	}
 	after := s.countsLocked()
 	ns := crossings(before, after, s.plan, cfg.forAccount(s.acct.ID, s.plan.Name))
-	if len(ns) == 0 {
-		return nil
-	}
 	for i := range ns {
 		stampCrossing(&ns[i], s.acct.ID, s.plan, s.period.Start, now, after)
+	}
+	if len(s.owed) > 0 {
+		ns, s.owed = append(s.owed, ns...), nil
+	}
+	if len(ns) == 0 {
+		return nil
 	}
 	l := NoticeList(ns)
 	return &l
@@ -260,6 +263,36 @@ func (m *Meter) Emit(ctx context.Context, ns ...Notice) error {
 		}
 	}
 	return m.notices.sink.PutNotices(ctx, ns)
+}
+
+// oweLocked keeps the notices of a call whose record failed that the
+// account has crossed all the same (calls decided after it hold the count
+// at or past the line, so no later call crosses it again): the account's
+// next call carries them into its own transaction. The others are
+// dropped: the count is back under their line, and the call that crosses
+// it again makes the same notice (same id).
+func (s *accountState) oweLocked(ns *NoticeList) {
+	if ns == nil {
+		return
+	}
+	c := s.countsLocked()
+	for _, n := range *ns {
+		if n.PeriodStart.Equal(s.period.Start) && stillReached(n, c, s.plan) {
+			s.owed = append(s.owed, n)
+		}
+	}
+}
+
+func stillReached(n Notice, c Counts, p Plan) bool {
+	switch {
+	case n.Type == NoticeLimitReached:
+		return c.Denied > 0
+	case n.Type == NoticeOverageStarted:
+		return c.Overage > 0
+	case n.Unit == "cents":
+		return OverageCostCents(c.Overage, p.OverageMicros) >= n.Threshold
+	}
+	return c.Calls*100 >= n.Threshold*n.Limit
 }
 
 // BillingNotice builds a billing.* notice whose id is derived from the

@@ -105,6 +105,7 @@ func (m *Meter) appendEvent(ctx context.Context, st *accountState, ev *Event, wa
 	if err := m.store.Append(ctx, ev, wait); err != nil {
 		st.mu.Lock()
 		st.undoLocked(ev.PeriodStart, ev.Decision == Allowed, ev.Overage)
+		st.oweLocked(ev.Notices) // notice.go
 		st.mu.Unlock()
 		return err
 	}

@@ -21,6 +21,9 @@ type accountState struct {
 	// totals is told about every change of the account's contribution to
 	// the overview (nil: nobody listens).
 	totals *overviewTotals
+	// owed are notices whose call failed to commit although the line stays
+	// crossed; the account's next call carries them (notice.go).
+	owed []Notice
 }
 
 // rollLocked moves the state into the period containing now. It never
