@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -210,5 +211,51 @@ func TestLedger_Outbox_FailedCrossingCall(t *testing.T) {
 	ns, _ := l.Notices(ctx, 0, 10)
 	if c.Calls != 810 || len(ns) != 1 || ns[0].Threshold != 80 {
 		t.Fatalf("counter %d calls, notices %+v; want 810 and the one 80 %% notice", c.Calls, ns)
+	}
+}
+
+// TestLedger_PruneOutbox: old delivered and dead records and old notices
+// go; a notice still pending for an endpoint, and everything recent, stay.
+func TestLedger_PruneOutbox(t *testing.T) {
+	ctx := context.Background()
+	old := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	now := old.Add(90 * 24 * time.Hour)
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.PutWebhookEndpoint(ctx, meter.WebhookEndpoint{ID: "e", URL: "http://a", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	var ns []meter.Notice
+	for i, at := range []time.Time{old, old, old, now} {
+		n := meter.BillingNotice(meter.NoticeChargeCreated, "a", old, fmt.Sprint(i), 1, nil)
+		n.Time = at
+		ns = append(ns, n)
+	}
+	if err := l.PutNotices(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.FanOut(ctx, old, 10); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := l.PendingDeliveries(ctx, "e", 10)
+	ds[0].Status, ds[1].Status = meter.DeliveryDelivered, meter.DeliveryDead // seq 3 stays pending
+	for _, d := range ds[:2] {
+		if err := l.SaveDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := l.PruneOutbox(ctx, now.Add(-60*24*time.Hour))
+	if err != nil || n != 4 {
+		t.Fatalf("pruned %d (%v), want 2 log records and 2 notices", n, err)
+	}
+	left, _ := l.Notices(ctx, 0, 10)
+	if len(left) != 2 || left[0].Seq != 3 || left[1].Seq != 4 {
+		t.Fatalf("notices left = %+v, want seq 3 (pending) and 4 (recent)", left)
+	}
+	if log, _ := l.DeliveryLog(ctx, "e", "", 10); len(log) != 2 {
+		t.Fatalf("log after prune = %+v, want the two pending", log)
 	}
 }

@@ -109,6 +109,9 @@ type WebhookStore interface {
 	// Replay moves an endpoint's finished deliveries of notices made at or
 	// after since (dead ones only unless all) back to pending, due at now.
 	Replay(ctx context.Context, endpointID string, since, now time.Time, all bool) (int, error)
+	// PruneOutbox deletes finished deliveries and fanned-out notices
+	// waiting for nothing, made before before; it returns how many.
+	PruneOutbox(ctx context.Context, before time.Time) (int, error)
 }
 
 // WebhookPatch lists what an endpoint update may change; nil fields stay.

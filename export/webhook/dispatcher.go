@@ -43,6 +43,11 @@ type Config struct {
 	Logger        *slog.Logger
 	// Registerer receives the meterd_webhook_* metrics (nil: none).
 	Registerer prometheus.Registerer
+	// Retention is how long delivered and dead deliveries and finished
+	// notices are kept (default 60 days: past any period a crossing could
+	// recur in, so its id is never needed for deduplication again);
+	// pruning runs hourly.
+	Retention time.Duration
 }
 
 // maxResponseBytes is how much of a receiver's answer is read (and then
@@ -93,6 +98,9 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 60 * 24 * time.Hour
+	}
 	return &Dispatcher{cfg: cfg, client: newClient(cfg.Timeout, cfg.RefusePrivate), log: cfg.Logger,
 		m: newDispatchMetrics(cfg.Registerer, cfg.Store), inflight: map[string]map[uint64]bool{}}
 }
@@ -122,9 +130,16 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer d.attempts.Wait()
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		if err := d.Tick(ctx); err != nil && ctx.Err() == nil {
 			d.log.Warn("webhook dispatch", "error", err)
+		}
+		if now := d.cfg.Now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			if _, err := d.cfg.Store.PruneOutbox(ctx, now.Add(-d.cfg.Retention)); err != nil && ctx.Err() == nil {
+				d.log.Warn("webhook outbox prune", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
