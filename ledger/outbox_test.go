@@ -259,3 +259,51 @@ func TestLedger_PruneOutbox(t *testing.T) {
 		t.Fatalf("log after prune = %+v, want the two pending", log)
 	}
 }
+
+// TestLedger_Outbox_Thresholds: an account's own thresholds win over its
+// plan's, which win over the default; calls reported in a batch cross
+// lines like tracked ones; spend lines fire on overage cents.
+func TestLedger_Outbox_Thresholds(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	plans, err := meter.ParsePlans([]byte("plans:\n  pro: {limit: 100, overage_micros: 100000}\n  free: {limit: 100, hard: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := meter.New(ctx, meter.Config{Store: l, Plans: plans, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetNotices(&meter.NoticeConfig{Default: meter.DefaultThresholds(),
+		Plans:    map[string]meter.Thresholds{"pro": {Percent: []int64{50}, SpendCents: []int64{100}}},
+		Accounts: map[string]meter.Thresholds{"special": {Percent: []int64{30}}}}, l)
+	for id, plan := range map[string]string{"special": "pro", "proacct": "pro", "freeacct": "free"} {
+		if _, err := m.CreateAccount(ctx, meter.Account{ID: id, Name: id, Plan: plan}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trackN(t, m, "special", 40)
+	trackN(t, m, "freeacct", 85)
+	var batch []meter.BatchCall
+	for i := 0; i < 111; i++ { // 11 overage calls at 10 cents: 110 cents
+		batch = append(batch, meter.BatchCall{Call: meter.Call{AccountID: "proacct", Endpoint: "/x", Method: "GET", ID: fmt.Sprint(i)}})
+	}
+	if _, err := m.RecordBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := l.Notices(ctx, 0, 100)
+	var got []string
+	for _, n := range ns {
+		got = append(got, fmt.Sprintf("%s %s %d%s", n.AccountID, n.Type, n.Threshold, n.Unit))
+	}
+	want := []string{"special usage.threshold_reached 30percent", "freeacct usage.threshold_reached 80percent",
+		"proacct usage.threshold_reached 50percent", "proacct usage.overage_started 0", "proacct usage.threshold_reached 100cents"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("notices\n got %v\nwant %v", got, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,4 +221,27 @@ func TestServe_Webhooks_CrashSafety(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d accounts, %d notices (%d delivered before the last start), %d delivery attempts",
 		rounds, len(keys), want, before, rcv.attempts)
+}
+
+// TestServe_WebhookFlags: a thresholds file with an unknown field or a
+// bad retry schedule stops meterd at start with a message naming the flag.
+func TestServe_WebhookFlags(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "thresholds.yaml")
+	if err := os.WriteFile(bad, []byte("default: {percnt: [80]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for flag, args := range map[string][]string{
+		"--webhook-thresholds":     {"--webhook-thresholds", bad},
+		"--webhook-retry-schedule": {"--webhook-retry-schedule", "5s,soon"},
+		"--webhook-refuse-private": {"--webhook-refuse-private", "maybe"},
+	} {
+		p := startServe(t, filepath.Join(dir, flag), args...)
+		if err := p.waitExit(t, 10*time.Second); err == nil {
+			t.Errorf("%s: meterd started", flag)
+		}
+		if !strings.Contains(p.stderr.String(), flag) {
+			t.Errorf("%s: message does not name the flag:\n%s", flag, p.stderr)
+		}
+	}
 }
