@@ -30,7 +30,10 @@ const fanoutCursor = "webhook_fanout"
 // are JSON behind a version byte rather than a hand-made layout.
 const outboxCodecV1 = 1
 
-var _ meter.WebhookStore = (*Ledger)(nil)
+var (
+	_ meter.WebhookStore       = (*Ledger)(nil)
+	_ meter.AccountNoticeStore = (*Ledger)(nil)
+)
 
 func init() {
 	allBuckets = append(allBuckets, bucketOutbox, bucketOutboxIDs, bucketHooks, bucketPending, bucketHookLog)
@@ -96,6 +99,23 @@ func (l *Ledger) PutNotices(ctx context.Context, ns []meter.Notice) error {
 			}
 		}
 		return nil
+	})
+}
+
+// PutAccountNotices implements meter.AccountNoticeStore: the account and
+// the notices its change caused commit together.
+func (l *Ledger) PutAccountNotices(ctx context.Context, a meter.Account, ns []meter.Notice) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("put account: %w", err)
+	}
+	return l.update(ctx, func(tx *bolt.Tx) error {
+		for i := range ns {
+			if err := putNotice(tx, &ns[i]); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketAccounts).Put([]byte(a.ID), v)
 	})
 }
 

@@ -129,21 +129,15 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
 	}
-	if err := m.store.PutAccount(ctx, a); err != nil {
+	if err := m.putAccount(ctx, a, m.planNotice(st, a)); err != nil { // notice.go
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)
 	st.mu.Lock()
-	before, oldPlan := st.contributionLocked(), st.acct.Plan
+	before := st.contributionLocked()
 	st.acct, st.plan = a, plan
 	st.totals.move(before, st.contributionLocked())
-	period, calls := st.period, st.calls
 	st.mu.Unlock()
-	if oldPlan != a.Plan {
-		if err := m.Emit(ctx, planChangedNotice(a, oldPlan, period, calls, m.now().UTC())); err != nil {
-			return a, fmt.Errorf("update account: plan changed, notice not stored: %w", err)
-		}
-	}
 	return a, nil
 }
 

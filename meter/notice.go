@@ -303,9 +303,42 @@ func BillingNotice(t NoticeType, account string, periodStart time.Time, key stri
 		Type: t, AccountID: account, PeriodStart: periodStart, OverageCents: cents, Detail: detail}
 }
 
-// planChangedNotice announces a plan change made at now.
-func planChangedNotice(a Account, oldPlan string, period Period, calls int64, now time.Time) Notice {
-	return Notice{ID: "ntc_" + a.ID + "_" + strconv.FormatInt(now.UnixNano(), 10) + "_" + string(NoticePlanChanged),
+// planNotice returns the account.plan_changed notice for st becoming a,
+// or nil when the plan stays or notices are off. adminMu is held, so the
+// plan read here is the one being replaced.
+func (m *Meter) planNotice(st *accountState, a Account) []Notice {
+	if m.notices.cfg.Load() == nil {
+		return nil
+	}
+	st.mu.Lock()
+	oldPlan, period, calls := st.acct.Plan, st.period, st.calls
+	st.mu.Unlock()
+	if oldPlan == a.Plan {
+		return nil
+	}
+	now := m.now().UTC()
+	return []Notice{{ID: "ntc_" + a.ID + "_" + strconv.FormatInt(now.UnixNano(), 10) + "_" + string(NoticePlanChanged),
 		Type: NoticePlanChanged, Time: now, AccountID: a.ID, PeriodStart: period.Start, Plan: a.Plan, Calls: calls,
-		Detail: map[string]string{"old_plan": oldPlan, "new_plan": a.Plan}}
+		Detail: map[string]string{"old_plan": oldPlan, "new_plan": a.Plan}}}
+}
+
+// AccountNoticeStore is a Store that can store an account and notices
+// in one transaction (the ledger can).
+type AccountNoticeStore interface {
+	PutAccountNotices(ctx context.Context, a Account, ns []Notice) error
+}
+
+// putAccount stores a with its notices: atomically when the store can,
+// else one after the other.
+func (m *Meter) putAccount(ctx context.Context, a Account, ns []Notice) error {
+	if len(ns) == 0 {
+		return m.store.PutAccount(ctx, a)
+	}
+	if s, ok := m.store.(AccountNoticeStore); ok {
+		return s.PutAccountNotices(ctx, a, ns)
+	}
+	if err := m.store.PutAccount(ctx, a); err != nil {
+		return err
+	}
+	return m.Emit(ctx, ns...)
 }
