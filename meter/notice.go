@@ -109,14 +109,39 @@ func (c *NoticeConfig) Validate() error {
 	return nil
 }
 
-func (c *NoticeConfig) forAccount(account, plan string) *Thresholds {
-	if t, ok := c.Accounts[account]; ok {
-		return &t
+// noticeRules is a NoticeConfig resolved for the hot path: pointers, so
+// finding an account's thresholds copies and allocates nothing.
+type noticeRules struct {
+	def      *Thresholds
+	plans    map[string]*Thresholds
+	accounts map[string]*Thresholds
+}
+
+func newNoticeRules(c *NoticeConfig) *noticeRules {
+	r := &noticeRules{def: &c.Default}
+	r.plans, r.accounts = pointers(c.Plans), pointers(c.Accounts)
+	return r
+}
+
+func pointers(m map[string]Thresholds) map[string]*Thresholds {
+	if len(m) == 0 {
+		return nil
 	}
-	if t, ok := c.Plans[plan]; ok {
-		return &t
+	out := make(map[string]*Thresholds, len(m))
+	for k, v := range m {
+		out[k] = &v
 	}
-	return &c.Default
+	return out
+}
+
+func (r *noticeRules) forAccount(account, plan string) *Thresholds {
+	if t, ok := r.accounts[account]; ok {
+		return t
+	}
+	if t, ok := r.plans[plan]; ok {
+		return t
+	}
+	return r.def
 }
 
 // Counts are the figures a crossing is judged on, before and after a call.
@@ -208,7 +233,7 @@ type NoticeEmitter interface {
 // noticeState is the meter's notice wiring: nil config means off, and
 // the hot path then does no notice work at all.
 type noticeState struct {
-	cfg  atomic.Pointer[NoticeConfig]
+	cfg  atomic.Pointer[noticeRules]
 	sink NoticeSink
 }
 
@@ -216,7 +241,12 @@ type noticeState struct {
 // the notices not caused by a call (plan changes, billing); it may be nil.
 func (m *Meter) SetNotices(cfg *NoticeConfig, sink NoticeSink) {
 	m.notices.sink = sink
-	m.notices.cfg.Store(cfg)
+	if cfg == nil {
+		m.notices.cfg.Store(nil)
+		return
+	}
+	c := *cfg // the caller keeps its copy
+	m.notices.cfg.Store(newNoticeRules(&c))
 }
 
 // countsLocked is the state's figures for crossing detection.

@@ -40,3 +40,20 @@ func BenchmarkDecideEvent(b *testing.B) {
 		})
 	}
 }
+
+// TestDecideEvent_NoAllocs: with notices on, and an account with its own
+// thresholds, a call that crosses nothing allocates nothing.
+func TestDecideEvent_NoAllocs(t *testing.T) {
+	m := &Meter{accounts: map[string]*accountState{}, now: time.Now, maxEndpoints: 500}
+	m.SetNotices(&NoticeConfig{Default: DefaultThresholds(),
+		Plans:    map[string]Thresholds{"pro": {Percent: []int64{50}}},
+		Accounts: map[string]Thresholds{"a": {Percent: []int64{90}, SpendCents: []int64{500}}}}, nil)
+	plan, _ := DefaultPlans().Get("pro")
+	now := time.Now().UTC()
+	st := &accountState{acct: Account{ID: "a", Plan: "pro"}, plan: plan, period: PeriodAt(time.Time{}, now),
+		endpoints: map[string]struct{}{"/v1/x": {}}}
+	ev := &Event{Endpoint: "/v1/x"}
+	if n := testing.AllocsPerRun(1000, func() { m.decideEvent(st, ev, now) }); n != 0 {
+		t.Fatalf("decideEvent allocates %v times per call", n)
+	}
+}
