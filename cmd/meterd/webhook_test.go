@@ -253,3 +253,52 @@ func TestServe_WebhookFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestServe_Webhooks_DeadLetterReplay, through the admin API of a real
+// meterd: a receiver that never answers 2xx ends in the dead letter,
+// shown by the delivery log; once it answers, a replay delivers it under
+// the same webhook-id.
+func TestServe_Webhooks_DeadLetterReplay(t *testing.T) {
+	rcv := newHookReceiver(t)
+	rcv.fail = 1
+	p := startServe(t, t.TempDir(), "--webhook-poll", "10ms", "--webhook-retry-schedule", "20ms,20ms")
+	p.waitReady(t)
+	var ep struct{ ID string }
+	if code := do(t, "POST", p.base+"/api/admin/webhooks", adminToken,
+		map[string]any{"url": rcv.srv.URL, "secret": hookSecret, "event_types": []string{"account.plan_changed"}}, &ep); code != 201 {
+		t.Fatalf("create webhook: %d", code)
+	}
+	since := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	setupAccount(t, p, "mover", "free")
+	if code := do(t, "PATCH", p.base+"/api/admin/accounts/mover", adminToken, map[string]string{"plan": "pro"}, nil); code != 200 {
+		t.Fatalf("plan change: %d", code)
+	}
+	type logEntry struct {
+		NoticeID   string `json:"notice_id"`
+		Status     string `json:"status"`
+		Attempts   int    `json:"attempts"`
+		LastStatus int    `json:"last_status"`
+	}
+	var log struct{ Deliveries []logEntry }
+	waitUntil(t, 10*time.Second, "the dead letter", func() bool {
+		do(t, "GET", p.base+"/api/admin/webhooks/"+ep.ID+"/deliveries?status=dead", adminToken, nil, &log)
+		return len(log.Deliveries) == 1
+	})
+	if d := log.Deliveries[0]; d.Attempts != 3 || d.LastStatus != 503 {
+		t.Fatalf("dead letter = %+v, want 3 attempts ending in 503", d)
+	}
+	rcv.mu.Lock()
+	rcv.fail = 0
+	rcv.mu.Unlock()
+	var rep struct{ Replayed int }
+	if code := do(t, "POST", p.base+"/api/admin/webhooks/"+ep.ID+"/replay?since="+since, adminToken, nil, &rep); code != 200 || rep.Replayed != 1 {
+		t.Fatalf("replay: %d %+v", code, rep)
+	}
+	waitUntil(t, 10*time.Second, "the replayed delivery", func() bool { return rcv.distinct() == 1 })
+	rcv.mu.Lock()
+	_, ok := rcv.byID[log.Deliveries[0].NoticeID]
+	rcv.mu.Unlock()
+	if !ok {
+		t.Fatalf("replay delivered another webhook-id than the dead letter's %s", log.Deliveries[0].NoticeID)
+	}
+}
