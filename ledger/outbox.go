@@ -318,6 +318,21 @@ func (l *Ledger) PendingDeliveries(ctx context.Context, endpointID string, limit
 	return out, err
 }
 
+// PendingDelivery implements meter.WebhookStore.
+func (l *Ledger) PendingDelivery(ctx context.Context, endpointID string, seq uint64) (meter.WebhookDelivery, bool, error) {
+	var d meter.WebhookDelivery
+	var ok bool
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPending).Get(deliveryKey(endpointID, seq))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return decodeRecord(v, &d)
+	})
+	return d, ok, err
+}
+
 // SaveDelivery implements meter.WebhookStore. A delivery whose endpoint
 // was deleted meanwhile is dropped.
 func (l *Ledger) SaveDelivery(ctx context.Context, d meter.WebhookDelivery) error {

@@ -100,6 +100,9 @@ type WebhookStore interface {
 	// PendingDeliveries returns an endpoint's pending deliveries in
 	// outbox order (up to limit).
 	PendingDeliveries(ctx context.Context, endpointID string, limit int) ([]WebhookDelivery, error)
+	// PendingDelivery returns one pending delivery as it stands now
+	// (false if it is no longer pending).
+	PendingDelivery(ctx context.Context, endpointID string, seq uint64) (WebhookDelivery, bool, error)
 	// SaveDelivery stores a delivery's new state; delivered and dead ones
 	// leave the pending set for the log.
 	SaveDelivery(ctx context.Context, d WebhookDelivery) error

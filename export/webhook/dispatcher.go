@@ -226,8 +226,14 @@ func (d *Dispatcher) release(endpoint string, seq uint64) {
 	d.mu.Unlock()
 }
 
-// deliver makes one attempt and records its outcome.
+// deliver makes one attempt and records its outcome. The delivery is
+// read again once claimed: the scan that found it may predate the save
+// of an attempt that ended meanwhile.
 func (d *Dispatcher) deliver(ctx context.Context, ep meter.WebhookEndpoint, del meter.WebhookDelivery) {
+	del, ok, err := d.cfg.Store.PendingDelivery(ctx, ep.ID, del.Seq)
+	if err != nil || !ok || del.NextAttempt.After(d.cfg.Now()) {
+		return
+	}
 	n, err := d.cfg.Store.Notice(ctx, del.Seq)
 	if err != nil {
 		d.log.Warn("webhook notice unreadable", "endpoint", ep.ID, "seq", del.Seq, "error", err)
