@@ -302,3 +302,18 @@ func TestServe_Webhooks_DeadLetterReplay(t *testing.T) {
 		t.Fatalf("replay delivered another webhook-id than the dead letter's %s", log.Deliveries[0].NoticeID)
 	}
 }
+
+// TestServe_WebhookRefusePrivate: with --listen on loopback (every test
+// here) "auto" lets a loopback receiver in; refusing private addresses
+// turns it away with 400.
+func TestServe_WebhookRefusePrivate(t *testing.T) {
+	p := startServe(t, t.TempDir(), "--webhook-refuse-private", "true")
+	p.waitReady(t)
+	var e struct{ Error struct{ Code, Message string } }
+	if code := do(t, "POST", p.base+"/api/admin/webhooks", adminToken, map[string]any{"url": "http://127.0.0.1:9/hook"}, &e); code != 400 || !strings.Contains(e.Error.Message, "internal") {
+		t.Fatalf("loopback URL with private addresses refused: %d %+v", code, e)
+	}
+	if code := do(t, "POST", p.base+"/api/admin/webhooks", adminToken, map[string]any{"url": "https://hooks.example.com/x"}, nil); code != 201 {
+		t.Fatalf("public URL: %d", code)
+	}
+}
