@@ -309,7 +309,9 @@ func TestServe_Webhooks_DeadLetterReplay(t *testing.T) {
 func TestServe_WebhookRefusePrivate(t *testing.T) {
 	p := startServe(t, t.TempDir(), "--webhook-refuse-private", "true")
 	p.waitReady(t)
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if code := do(t, "POST", p.base+"/api/admin/webhooks", adminToken, map[string]any{"url": "http://127.0.0.1:9/hook"}, &e); code != 400 || !strings.Contains(e.Error.Message, "internal") {
 		t.Fatalf("loopback URL with private addresses refused: %d %+v", code, e)
 	}
