@@ -230,8 +230,8 @@ type NoticeEmitter interface {
 	Emit(ctx context.Context, ns ...Notice) error
 }
 
-// noticeState is the meter's notice wiring: nil config means off, and
-// the hot path then does no notice work at all.
+// noticeState is the meter's notice wiring: nil rules mean off, and the
+// hot path then does a nil check and nothing more.
 type noticeState struct {
 	cfg  atomic.Pointer[noticeRules]
 	sink NoticeSink
@@ -239,6 +239,8 @@ type noticeState struct {
 
 // SetNotices turns crossing notices on (cfg non-nil) or off. sink stores
 // the notices not caused by a call (plan changes, billing); it may be nil.
+// Call it before the meter serves calls: the sink is not swapped safely
+// under load (the thresholds are).
 func (m *Meter) SetNotices(cfg *NoticeConfig, sink NoticeSink) {
 	m.notices.sink = sink
 	if cfg == nil {
