@@ -55,6 +55,8 @@ func classify(err error) *apiError {
 		return newError(http.StatusUnauthorized, "invalid_api_key", "unknown or revoked API key")
 	case errors.Is(err, meter.ErrAccountNotFound):
 		return newError(http.StatusNotFound, "account_not_found", "account not found")
+	case errors.Is(err, meter.ErrWebhookNotFound):
+		return newError(http.StatusNotFound, "webhook_not_found", "webhook endpoint not found")
 	case errors.Is(err, meter.ErrKeyNotFound):
 		return newError(http.StatusNotFound, "key_not_found", "API key not found")
 	case errors.Is(err, meter.ErrAccountExists):

@@ -58,6 +58,8 @@ type Config struct {
 	PortalKey    []byte
 	PortalTTL    time.Duration
 	PortalMaxTTL time.Duration
+	// Webhooks serves /api/admin/webhooks (nil: 404 webhooks_off).
+	Webhooks Webhooks
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -78,6 +80,7 @@ type Server struct {
 	cors         map[string]bool
 	portal       *portalSigner
 	biller       Biller // set by RegisterBilling; nil while billing is off
+	webhooks     Webhooks
 }
 
 // New builds a Server and its routes.
@@ -86,6 +89,7 @@ func New(cfg Config) *Server {
 		serviceToken: hashToken(cfg.ServiceToken), hasService: cfg.ServiceToken != "",
 		log: cfg.Logger, obs: cfg.Observer, metrics: cfg.Metrics, usage: cfg.Usage, billed: cfg.Billed,
 		ready: cfg.Ready, maxHeader: cfg.MaxHeaderBytes, maintenance: cfg.Maintenance}
+	s.webhooks = cfg.Webhooks
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -126,6 +130,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerMaintenanceRoutes(r)
 	s.registerOpenAPIRoutes(r)
 	s.registerConsoleRoutes(r)
+	s.registerWebhookRoutes(r)
 	return r
 }
 

@@ -233,6 +233,11 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 		if err := putIdempotency(idem, o.ev); err != nil {
 			return 0, err
 		}
+		if o.ev.Notices != nil { // webhook outbox, same transaction (outbox.go)
+			if err := putEventNotices(tx, o.ev); err != nil {
+				return 0, err
+			}
+		}
 		d.addEvent(o.ev)
 	}
 	if err := d.apply(tx); err != nil {

@@ -149,7 +149,7 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
 	}
-	if err := m.store.PutAccount(ctx, a); err != nil {
+	if err := m.putAccount(ctx, a, m.planNotice(st, a)); err != nil { // notice.go
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)

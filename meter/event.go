@@ -60,6 +60,10 @@ type Event struct {
 	// the call to that plan's daily totals (the console's stacked history);
 	// it is not part of the stored event record.
 	Plan string
+	// Notices are the crossings this call caused (notice.go), nil for
+	// almost every call; the ledger stores them in its outbox in the same
+	// transaction as the event. A pointer keeps Event comparable.
+	Notices *NoticeList
 }
 
 // ID is the globally unique event id: node id, a dash, and the sequence.

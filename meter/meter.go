@@ -60,6 +60,8 @@ type Meter struct {
 	// reads the totals (accounts otherwise roll lazily).
 	pendingMu sync.Mutex
 	pending   map[string]time.Time
+	// notices: crossing detection and the notice sink (notice.go).
+	notices noticeState
 }
 
 // New creates a Meter and loads accounts, keys and the current period's

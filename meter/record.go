@@ -85,7 +85,9 @@ func (r *Reservation) Finish(ctx context.Context, status int, latency time.Durat
 func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result, Period) {
 	st.mu.Lock()
 	st.rollLocked(now)
+	before := st.countsLocked()
 	allowed, overage := st.decideLocked()
+	ev.Notices = m.noticesLocked(st, before, now)
 	ev.Endpoint = st.endpointLocked(ev.Endpoint, m.maxEndpoints, endpointSeeder{m})
 	if now.After(st.lastCallAt) {
 		st.lastCallAt = now
@@ -104,6 +106,7 @@ func (m *Meter) appendEvent(ctx context.Context, st *accountState, ev *Event, wa
 	if err := m.store.Append(ctx, ev, wait); err != nil {
 		st.mu.Lock()
 		st.undoLocked(ev)
+		st.oweLocked(ev.Notices) // notice.go
 		st.mu.Unlock()
 		return err
 	}
@@ -375,7 +378,9 @@ func (m *Meter) countEvent(st *accountState, ev *Event, now time.Time) (Result, 
 	if err := checkInPeriod(st.period, ev.Time); err != nil {
 		return Result{}, err
 	}
+	before := st.countsLocked()
 	overage := st.countLocked()
+	ev.Notices = m.noticesLocked(st, before, ev.Time)
 	ev.Endpoint = st.endpointLocked(ev.Endpoint, m.maxEndpoints, endpointSeeder{m})
 	if ev.Time.After(st.lastCallAt) {
 		st.lastCallAt = ev.Time

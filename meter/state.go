@@ -25,6 +25,9 @@ type accountState struct {
 	totals *overviewTotals
 	// plans resolves a scheduled plan change when it falls due.
 	plans *Plans
+	// owed are notices whose call failed to commit although the line stays
+	// crossed; the account's next call carries them (notice.go).
+	owed []Notice
 }
 
 // rollLocked moves the state into the period containing now. It never

@@ -60,7 +60,7 @@ func (c *BillingConfig) validateBilling() error {
 // service builds the billing service over a ledger and a meter.
 func (c *BillingConfig) service(l *ledger.Ledger, m *meter.Meter, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
 	return billing.New(billing.Config{SecretKey: c.StripeSecretKey, APIBase: c.StripeAPIBase,
-		Currency: c.Currency, Store: l, Accounts: m, Logger: log, Registerer: reg, Grace: c.BillingGrace})
+		Currency: c.Currency, Store: l, Accounts: m, Logger: log, Registerer: reg, Grace: c.BillingGrace, Notices: m})
 }
 
 // startBilling registers the billing routes on api and, when a Stripe key

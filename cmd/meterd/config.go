@@ -47,6 +47,7 @@ type Config struct {
 	BillingConfig
 	ExportConfig
 	ConsoleConfig
+	WebhookConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -76,6 +77,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	c.bindBillingFlags(fs)
 	c.bindExportFlags(fs)
 	c.bindConsoleFlags(fs)
+	c.bindWebhookFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -98,7 +100,10 @@ func (c *Config) validate() error {
 	if err := c.validateBilling(); err != nil {
 		return err
 	}
-	return c.validateConsole()
+	if err := c.validateConsole(); err != nil {
+		return err
+	}
+	return c.validateWebhooks()
 }
 
 func (c *Config) patterns() []string {

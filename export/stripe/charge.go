@@ -171,6 +171,9 @@ func (r *run) update(it meter.BillingIntent, status meter.IntentStatus) meter.In
 func (r *run) done(ctx context.Context, it meter.BillingIntent, stripeID string, line *meter.BillingLine) error {
 	u := r.update(it, meter.IntentDone)
 	u.StripeID = stripeID
+	if err := r.notify(ctx, meter.NoticeChargeCreated, it, map[string]string{"stripe_id": stripeID}); err != nil {
+		return err
+	}
 	it, err := r.s.cfg.Store.UpdateBillingIntent(context.WithoutCancel(ctx), u)
 	if err != nil {
 		return err
@@ -194,6 +197,9 @@ func (r *run) done(ctx context.Context, it meter.BillingIntent, stripeID string,
 func (r *run) refuse(ctx context.Context, it meter.BillingIntent, line *meter.BillingLine, cause error) error {
 	u := r.update(it, meter.IntentFailed)
 	u.Error = errorText(cause)
+	if err := r.notify(ctx, meter.NoticeChargeFailed, it, map[string]string{"reason": u.Error}); err != nil {
+		return err
+	}
 	it, err := r.s.cfg.Store.UpdateBillingIntent(context.WithoutCancel(ctx), u)
 	if err != nil {
 		return err

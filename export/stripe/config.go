@@ -56,6 +56,8 @@ type Config struct {
 	// Now is the clock (default time.Now); tests freeze and advance it.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Notices receives billing.* notices for webhooks (nil: none).
+	Notices meter.NoticeEmitter
 	// Registerer receives the billing metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	// HTTPClient talks to Stripe (default: a client with RequestTimeout).

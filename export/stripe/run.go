@@ -208,6 +208,9 @@ func (r *run) finalize(ctx context.Context, line *meter.BillingLine) error {
 	if err := r.renew(ctx); err != nil {
 		return err
 	}
+	if err := r.notifyClosed(ctx, line); err != nil {
+		return err
+	}
 	if err := r.s.cfg.Store.FinalizeBillingPeriod(ctx, r.owner, line.AccountID, line.PeriodStart, r.s.now()); err != nil {
 		return err
 	}
