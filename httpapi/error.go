@@ -66,6 +66,9 @@ func classify(err error) *apiError {
 			"the ledger's disk is below its free-space floor; writes resume when space returns")
 	case errors.Is(err, meter.ErrOverloaded):
 		return newError(http.StatusServiceUnavailable, "overloaded", "the ledger is busy; retry shortly")
+	case errors.Is(err, meter.ErrQuotaUnavailable):
+		return newError(http.StatusServiceUnavailable, "quota_unavailable",
+			"the cluster's shared quota cannot be reached and this node holds no allowance; retry shortly")
 	case errors.Is(err, meter.ErrClosed):
 		return newError(http.StatusServiceUnavailable, "shutting_down", "meterd is shutting down")
 	}

@@ -26,6 +26,9 @@ type Config struct {
 	// MaxAccounts and MaxKeysPerAccount bound memory (0 = no limit).
 	MaxAccounts       int
 	MaxKeysPerAccount int
+	// Allowance, in cluster mode, must grant every admission of a
+	// hard-limited plan (nil: decide from this node's counters alone).
+	Allowance Allowance
 }
 
 // Meter decides and counts calls in memory and records each one in the
@@ -39,6 +42,7 @@ type Meter struct {
 	maxEndpoints int
 	maxAccounts  int
 	maxKeys      int
+	allowance    Allowance // nil outside cluster mode
 
 	// adminMu serialises account and key changes, so a check (does this id
 	// exist?) and the write that follows it cannot interleave with another.
@@ -63,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 		folder: cfg.Folder, maxEndpoints: cfg.MaxEndpoints, maxAccounts: cfg.MaxAccounts,
 		maxKeys: cfg.MaxKeysPerAccount, accounts: map[string]*accountState{},
 		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
+	m.allowance = cfg.Allowance
 	m.inflight.m = map[string]*inflightCall{}
 	m.totals = newOverviewTotals()
 	if m.now == nil {
