@@ -41,6 +41,9 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 	if m.maxAccounts > 0 && m.AccountCount() >= m.maxAccounts {
 		return Account{}, fmt.Errorf("%w: at most %d accounts", ErrLimitReached, m.maxAccounts)
 	}
+	if err := m.shareAccount(ctx, a, true); err != nil {
+		return Account{}, fmt.Errorf("create account: %w", err)
+	}
 	if err := m.store.PutAccount(ctx, a); err != nil {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}
@@ -129,6 +132,9 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
 	}
+	if err := m.shareAccount(ctx, a, false); err != nil {
+		return Account{}, fmt.Errorf("update account: %w", err)
+	}
 	if err := m.store.PutAccount(ctx, a); err != nil {
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
@@ -175,6 +181,9 @@ func (m *Meter) IssueKey(ctx context.Context, accountID string) (APIKey, string,
 		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
 	}
 	k := APIKey{ID: NewID("key_"), AccountID: accountID, Prefix: prefix, Hash: hash, CreatedAt: m.Now()}
+	if err := m.shareKey(ctx, k); err != nil {
+		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
+	}
 	if err := m.store.PutKey(ctx, k); err != nil {
 		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
 	}
@@ -212,6 +221,9 @@ func (m *Meter) RevokeKey(ctx context.Context, keyID string) error {
 	revoked := *k
 	now := m.Now()
 	revoked.RevokedAt = &now
+	if err := m.shareKey(ctx, revoked); err != nil {
+		return fmt.Errorf("revoke key: %w", err)
+	}
 	if err := m.store.PutKey(ctx, revoked); err != nil {
 		return fmt.Errorf("revoke key: %w", err)
 	}

@@ -29,6 +29,9 @@ type Config struct {
 	// Allowance, in cluster mode, must grant every admission of a
 	// hard-limited plan (nil: decide from this node's counters alone).
 	Allowance Allowance
+	// Shared, in cluster mode, receives every account and key write before
+	// the ledger does (nil: the ledger is the only home).
+	Shared SharedState
 }
 
 // Meter decides and counts calls in memory and records each one in the
@@ -42,7 +45,8 @@ type Meter struct {
 	maxEndpoints int
 	maxAccounts  int
 	maxKeys      int
-	allowance    Allowance // nil outside cluster mode
+	allowance    Allowance   // nil outside cluster mode
+	shared       SharedState // nil outside cluster mode
 
 	// adminMu serialises account and key changes, so a check (does this id
 	// exist?) and the write that follows it cannot interleave with another.
@@ -67,7 +71,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 		folder: cfg.Folder, maxEndpoints: cfg.MaxEndpoints, maxAccounts: cfg.MaxAccounts,
 		maxKeys: cfg.MaxKeysPerAccount, accounts: map[string]*accountState{},
 		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
-	m.allowance = cfg.Allowance
+	m.allowance, m.shared = cfg.Allowance, cfg.Shared
 	m.inflight.m = map[string]*inflightCall{}
 	m.totals = newOverviewTotals()
 	if m.now == nil {

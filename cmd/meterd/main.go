@@ -43,6 +43,8 @@ Usage:
   meterd verify [flags]    check a stopped meterd's ledger; JSON report, exit 1 on problems
   meterd restore [flags]   install a backup: --from FILE --data-dir DIR [--force]
   meterd health [flags]    exit 0 if meterd's /healthz answers 200 (--url URL)
+  meterd cluster release NODE --database-url URL
+                           settle a dead cluster node's quota leases
 `
 
 // run dispatches a subcommand.
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRestore(ctx, args[1:], stdout, stderr)
 	case "health":
 		return runHealth(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "meterd", version)
 		return nil
