@@ -477,4 +477,3 @@ func assertReadyLocalCopy(t *testing.T, p *proc) {
 		return resp.StatusCode == 200 && strings.Contains(string(b), "serving the local copy")
 	})
 }
-
