@@ -51,10 +51,13 @@ type Local interface {
 	SetCursor(ctx context.Context, name string, seq uint64) error
 }
 
-// Applier applies replicated accounts and keys; *meter.Meter is one.
+// Applier is the node's meter as the cluster sees it (*meter.Meter is
+// one): it applies replicated accounts and keys, and reports this node's
+// own counts for publication.
 type Applier interface {
 	ApplyAccount(ctx context.Context, a meter.Account) error
 	ApplyKey(ctx context.Context, k meter.APIKey) error
+	Quotas() []meter.Quota
 }
 
 // Config configures a Cluster. DatabaseURL, NodeID and Local are required.
@@ -72,8 +75,11 @@ type Config struct {
 	// on how late another node's admin change is applied here).
 	Heartbeat    time.Duration
 	SyncInterval time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
+	// PublishInterval (default DefaultPublishInterval) paces the exchange
+	// of per-node counts behind cluster-wide reads.
+	PublishInterval time.Duration
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
 }
 
 // RevisionCursor is the ledger cursor holding the last applied revision.
@@ -87,6 +93,7 @@ type Cluster struct {
 	node string
 
 	leases *Leases
+	peers  peerCounts
 
 	// liveNodes is the count of nodes with a recent heartbeat (>= 1).
 	liveNodes atomic.Int64
@@ -131,6 +138,9 @@ func Open(cfg Config) (*Cluster, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
+	if cfg.PublishInterval <= 0 {
+		cfg.PublishInterval = DefaultPublishInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -167,10 +177,14 @@ func (c *Cluster) Leases() *Leases { return c.leases }
 // is the meter, built after the cluster because it takes the leases.
 func (c *Cluster) Start(applier Applier) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
 		c.runHeartbeat(c.ctx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.runCounts(c.ctx, applier)
 	}()
 	go func() {
 		defer c.wg.Done()

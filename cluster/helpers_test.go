@@ -108,7 +108,7 @@ func mustNode(tb testing.TB, dbURL, id, path string, fail string) *node {
 		tb.Fatal(err)
 	}
 	m, err := meter.New(context.Background(), meter.Config{Store: l, Plans: testPlans(tb),
-		Allowance: c.Leases(), Shared: c})
+		Allowance: c.Leases(), Shared: c, Peers: c})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/meterd/meterd/cluster"
 	"github.com/meterd/meterd/export/postgres"
@@ -112,6 +113,12 @@ func TestRelease(t *testing.T) {
 	for i := 0; i < 7; i++ {
 		track(n2, "free1")
 	}
+	for i := 0; scanInt(t, conn, `SELECT count(*) FROM meterd_nodes WHERE node_id = 'n2'`) == 0; i++ {
+		if i == 200 {
+			t.Fatal("n2 never registered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if _, err := cluster.Release(ctx, conn, "n2", false); !errors.Is(err, cluster.ErrNodeAlive) {
 		t.Fatalf("release of a live node: %v, want ErrNodeAlive", err)
 	}
@@ -172,5 +179,41 @@ func TestLeases_FailModes(t *testing.T) {
 				t.Fatalf("readiness %v %v: want ready, with the error shown", ready, detail)
 			}
 		})
+	}
+}
+
+// TestPeers_Staleness: a call counted on one node shows in another node's
+// quota within StalenessBound.
+func TestPeers_Staleness(t *testing.T) {
+	dbURL, _ := mustDB(t)
+	n1 := mustNode(t, dbURL, "n1", "", "")
+	n2 := mustNode(t, dbURL, "n2", "", "")
+	n1.meter.CreateAccount(context.Background(), meter.Account{ID: "pro1", Name: "p", Plan: "pro"})
+	waitAccount(t, "pro1", n2)
+	for round := 1; round <= 3; round++ {
+		for i := 0; i < 10; i++ {
+			if _, err := track(n2, "pro1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		for {
+			q, err := n1.meter.Quota("pro1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Calls == int64(10*round) {
+				t.Logf("round %d: node 1 saw node 2's calls after %v", round, time.Since(start))
+				break
+			}
+			if time.Since(start) > cluster.StalenessBound {
+				t.Fatalf("round %d: node 1 reads %d calls after %v, want %d", round, q.Calls, cluster.StalenessBound, 10*round)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Node 2's own read is exact at once: its own counts plus node 1's zero.
+	if q, _ := n2.meter.Quota("pro1"); q.Calls != 30 {
+		t.Fatalf("node 2 reads %d", q.Calls)
 	}
 }

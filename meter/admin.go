@@ -234,16 +234,19 @@ func (m *Meter) RevokeKey(ctx context.Context, keyID string) error {
 	return nil
 }
 
-// Quota returns an account's usage in its current period.
+// Quota returns an account's usage in its current period; in cluster mode
+// with the other nodes' published counts added (Quotas stays this node's).
 func (m *Meter) Quota(accountID string) (Quota, error) {
 	st, ok := m.account(accountID)
 	if !ok {
 		return Quota{}, ErrAccountNotFound
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	st.rollLocked(m.Now())
-	return st.snapshotLocked(), nil
+	q := st.snapshotLocked()
+	st.mu.Unlock()
+	m.withPeersQuota(&q)
+	return q, nil
 }
 
 // Quotas returns every account's current-period usage, ordered by account

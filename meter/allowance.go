@@ -111,3 +111,39 @@ func (m *Meter) giveBackUndone(st *accountState, ev *Event) {
 		m.allowance.Give(ev.AccountID, PeriodAt(anchor, ev.PeriodStart), 1)
 	}
 }
+
+// Peers reports the counts the other nodes of a cluster have published,
+// so reads answer for the whole cluster: this node's exact counts plus
+// theirs, a bounded staleness behind (the cluster package states it).
+type Peers interface {
+	// Others is the sum of the other nodes' counts of the account's period
+	// (zero if none or unknown).
+	Others(accountID string, periodStart time.Time) Counter
+}
+
+// withPeersResult adds the other nodes' calls to a decided call's answer,
+// so its quota headers speak for the cluster.
+func (m *Meter) withPeersResult(res *Result) {
+	if m.peers == nil || res.Unlimited {
+		return
+	}
+	o := m.peers.Others(res.AccountID, res.Period.Start)
+	if o.Calls == 0 {
+		return
+	}
+	res.Calls += o.Calls
+	if res.Remaining > 0 {
+		res.Remaining = max(res.Remaining-o.Calls, 0)
+	}
+}
+
+// withPeersQuota adds the other nodes' counts to an account's quota.
+func (m *Meter) withPeersQuota(q *Quota) {
+	if m.peers == nil {
+		return
+	}
+	o := m.peers.Others(q.Account.ID, q.Period.Start)
+	q.Calls += o.Calls
+	q.Overage += o.Overage
+	q.Denied += o.Denied
+}

@@ -105,6 +105,7 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time, g grant)
 			res.Remaining = 0
 		}
 	}
+	m.withPeersResult(&res) // cluster mode: answer for the whole cluster
 	return res, period
 }
 

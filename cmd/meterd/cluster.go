@@ -84,12 +84,12 @@ func (m *Main) openCluster(reg prometheus.Registerer) error {
 	return nil
 }
 
-// clusterPorts are the meter's cluster ports (nil, nil without a cluster).
-func (m *Main) clusterPorts() (meter.Allowance, meter.SharedState) {
+// clusterPorts are the meter's cluster ports (all nil without a cluster).
+func (m *Main) clusterPorts() (meter.Allowance, meter.SharedState, meter.Peers) {
 	if m.cluster == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return m.cluster.Leases(), m.cluster
+	return m.cluster.Leases(), m.cluster, m.cluster
 }
 
 // startCluster runs heartbeat and change feed once the meter exists.

@@ -191,6 +191,18 @@ func TestCluster_ExactHardLimit(t *testing.T) {
 	if g := grantedTotal(t, conn, "free1"); g != 1000 {
 		t.Fatalf("granted %d, want 1000", g)
 	}
+	// Every node answers for the whole cluster within the staleness bound.
+	for _, n := range nodes {
+		d := waitFor(t, 2*time.Second, "cluster-wide usage on "+n.base, func() bool {
+			var cur struct {
+				APICalls  int64 `json:"api_calls"`
+				Remaining int64 `json:"remaining"`
+			}
+			do(t, "GET", n.base+"/api/usage/current?account_id=free1", adminToken, nil, &cur)
+			return cur.APICalls == 1000 && cur.Remaining == 0
+		})
+		t.Logf("usage on %s equals the cluster total after %v", n.base, d)
+	}
 	var reg struct {
 		Nodes []struct {
 			ID            string    `json:"id"`

@@ -189,10 +189,10 @@ func (m *Main) openMeter(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--endpoint-patterns: %w", err)
 	}
-	allowance, shared := m.clusterPorts()
+	allowance, shared, peers := m.clusterPorts()
 	m.meter, err = meter.New(ctx, meter.Config{Store: m.ledger, Plans: plans, Async: c.Durability == "async",
 		Folder: folder, MaxEndpoints: c.MaxEndpoints, MaxAccounts: c.MaxAccounts, MaxKeysPerAccount: c.MaxKeys,
-		Allowance: allowance, Shared: shared})
+		Allowance: allowance, Shared: shared, Peers: peers})
 	return err
 }
 
