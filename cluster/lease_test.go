@@ -49,6 +49,11 @@ func TestLeases_ExactAcrossNodes(t *testing.T) {
 	if allowed.Load() != 1000 || denied.Load() != 2000 {
 		t.Fatalf("allowed %d denied %d; want 1000 and 2000", allowed.Load(), denied.Load())
 	}
+	var trips int64
+	for _, n := range nodes {
+		trips += n.cluster.Leases().RoundTrips()
+	}
+	t.Logf("draining a Free plan over 3 nodes: %d Postgres round trips for 3,000 decisions", trips)
 	if g := scanInt(t, conn, `SELECT granted FROM meterd_quota_grants WHERE account_id = 'free1'`); g != 1000 {
 		t.Fatalf("granted %d", g)
 	}
