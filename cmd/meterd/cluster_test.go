@@ -489,3 +489,115 @@ func assertReadyLocalCopy(t *testing.T, p *proc) {
 		return resp.StatusCode == 200 && strings.Contains(string(b), "serving the local copy")
 	})
 }
+
+// TestCluster_PostgresRestartUnderLoad terminates every Postgres backend of
+// the three nodes again and again while they meter (what a Postgres
+// restart does to them, without restarting the shared server): no
+// acknowledged call is lost, each is in eco_api_usage once, and the hard
+// limit holds.
+func TestCluster_PostgresRestartUnderLoad(t *testing.T) {
+	dbURL, conn := mustClusterDB(t)
+	u, _ := url.Parse(dbURL)
+	app := "meterd_" + u.Query().Get("search_path")
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	var nodes []*proc
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, t.TempDir(), u.String(), id))
+	}
+	free := setupAccountAt(t, nodes[0].base, "free1", "free")
+	pro := setupAccountAt(t, nodes[0].base, "pro1", "pro")
+	for _, n := range nodes[1:] {
+		waitFor(t, time.Second, "keys visible", func() bool { return keyWorks(n.base, free) && keyWorks(n.base, pro) })
+	}
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var freeAllowed, unavailable atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for c := 0; c < 24; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := pro
+			if c%2 == 0 {
+				key = free
+			}
+			body := []byte(`{"api_key":"` + key + `","endpoint":"/v1/items","method":"GET"}`)
+			for i := c; ctx.Err() == nil; i++ {
+				resp, err := client.Post(nodes[i%3].base+"/v1/track", "application/json", bytes.NewReader(body))
+				if err != nil {
+					continue
+				}
+				var out struct {
+					EventID string `json:"event_id"`
+				}
+				json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case 200:
+					mu.Lock()
+					acked[out.EventID] = true
+					mu.Unlock()
+					if key == free {
+						freeAllowed.Add(1)
+					}
+				case 503:
+					unavailable.Add(1)
+				}
+			}
+		}()
+	}
+	kills := 0
+	for ctx.Err() == nil {
+		time.Sleep(300 * time.Millisecond)
+		var n int
+		conn.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)
+		kills += n
+	}
+	wg.Wait()
+	t.Logf("%d calls acknowledged (%d free), %d answered 503, %d backends terminated", len(acked), freeAllowed.Load(), unavailable.Load(), kills)
+	if kills == 0 || len(acked) == 0 {
+		t.Fatal("the test terminated no backend or acknowledged no call")
+	}
+	if freeAllowed.Load() > 1000 {
+		t.Fatalf("free: %d allowed", freeAllowed.Load())
+	}
+	ids := make([]string, 0, len(acked))
+	for id := range acked {
+		if id == "" {
+			t.Fatal("a 200 answer without an event id")
+		}
+		ids = append(ids, id)
+	}
+	var found int
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM eco_api_usage WHERE event_id = ANY($1)`, ids).Scan(&found); err != nil {
+			t.Fatal(err)
+		}
+		if found == len(ids) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if found != len(ids) {
+		t.Fatalf("%d of %d acknowledged calls in eco_api_usage", found, len(ids))
+	}
+	waitExportedAtMost(t, conn, "free1", 1000)
+}
+
+// waitExportedAtMost checks the account's exported allowed calls never
+// pass limit.
+func waitExportedAtMost(t *testing.T, conn *pgx.Conn, account string, limit int64) {
+	t.Helper()
+	var n int64
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM eco_api_usage
+WHERE account_id = $1 AND decision = 'allowed'`, account).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n > limit {
+		t.Fatalf("%s: %d allowed calls exported, limit %d", account, n, limit)
+	}
+}
