@@ -200,6 +200,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 		c.cancel()
 		c.wg.Wait()
 	}
+	c.leases.stop()
 	err := c.leases.returnAll(ctx)
 	c.db.Close()
 	return err

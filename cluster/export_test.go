@@ -7,5 +7,6 @@ func (c *Cluster) Abandon() {
 		c.cancel()
 		c.wg.Wait()
 	}
+	c.leases.stop()
 	c.db.Close()
 }

@@ -26,6 +26,12 @@ type Leases struct {
 	settleMu sync.Mutex
 	settled  atomic.Bool
 
+	// bgMu guards closed and the prefetches' WaitGroup: no prefetch
+	// starts once stop has begun waiting.
+	bgMu   sync.Mutex
+	closed bool
+	bg     sync.WaitGroup
+
 	roundTrips atomic.Int64
 	grants     prometheus.Counter
 	trips      prometheus.Counter
@@ -46,6 +52,10 @@ type pool struct {
 	held  int64
 	// granted is the cluster's total grant as last seen, for the chunk rule.
 	granted int64
+	// chunk is the size of the last lease; prefetching is set while a
+	// background lease for this pool is in flight.
+	chunk       int64
+	prefetching bool
 	// exhaustedUntil: the whole limit was granted when last asked; deny
 	// without asking until then.
 	exhaustedUntil time.Time
@@ -82,6 +92,7 @@ func (l *Leases) Take(ctx context.Context, account string, period meter.Period, 
 	defer p.mu.Unlock()
 	if p.held > 0 {
 		p.held--
+		l.maybePrefetchLocked(p, account, period, limit)
 		return true, nil
 	}
 	now := time.Now()
@@ -101,8 +112,67 @@ func (l *Leases) Take(ctx context.Context, account string, period meter.Period, 
 		p.exhaustedUntil = now.Add(exhaustedRecheck)
 		return false, nil
 	}
-	p.held = got - 1
+	p.held, p.chunk = got-1, got
 	return true, nil
+}
+
+// prefetchMin is the smallest chunk worth prefetching after: below it the
+// pool is in the tail, where a node must not hold more than it needs.
+const prefetchMin = 16
+
+// maybePrefetchLocked leases the next chunk in the background once the
+// pool is down to a quarter of its last chunk, so the call that would
+// empty it does not wait for Postgres. At most one prefetch per pool is
+// in flight; a pool that empties before it lands refills synchronously.
+func (l *Leases) maybePrefetchLocked(p *pool, account string, period meter.Period, limit int64) {
+	if p.prefetching || p.chunk < prefetchMin || p.held > p.chunk/4 || time.Now().Before(p.exhaustedUntil) {
+		return
+	}
+	l.bgMu.Lock()
+	defer l.bgMu.Unlock()
+	if l.closed {
+		return
+	}
+	p.prefetching = true
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		l.prefetch(p, account, period, limit)
+	}()
+}
+
+// prefetch is the background lease of maybePrefetchLocked. It is not
+// cancelled at shutdown (opTimeout bounds it): a lease cancelled after
+// its commit would stay counted until the next start's settlement.
+func (l *Leases) prefetch(p *pool, account string, period meter.Period, limit int64) {
+	p.mu.Lock()
+	chunk := meter.LeaseChunk(limit, p.granted, int(l.c.liveNodes.Load()))
+	p.mu.Unlock()
+	var got, total int64
+	var err error
+	if chunk > 0 {
+		got, total, err = l.grant(context.Background(), account, period.Start, chunk, limit)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prefetching = false
+	if err != nil || chunk == 0 {
+		return // the synchronous path tries again, and answers for a failure
+	}
+	p.granted = total
+	if got == 0 {
+		p.exhaustedUntil = time.Now().Add(exhaustedRecheck)
+		return
+	}
+	p.held, p.chunk = p.held+got, got
+}
+
+// stop waits for prefetches in flight and starts no more.
+func (l *Leases) stop() {
+	l.bgMu.Lock()
+	l.closed = true
+	l.bgMu.Unlock()
+	l.bg.Wait()
 }
 
 // Give puts back admissions that were taken but not spent.
