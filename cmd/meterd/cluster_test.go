@@ -24,7 +24,7 @@ import (
 
 // mustClusterDB makes a migrated schema of METER_TEST_DATABASE_URL for this
 // test alone and returns a URL whose search_path points at it.
-func mustClusterDB(t *testing.T) (string, *pgx.Conn) {
+func mustClusterDB(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
 	base := os.Getenv("METER_TEST_DATABASE_URL")
 	if base == "" {
