@@ -458,6 +458,20 @@ func TestCluster_PostgresDown(t *testing.T) {
 		t.Fatalf("pro plan with Postgres down: %d of 20 allowed", tl.allowed.Load())
 	}
 	assertReadyLocalCopy(t, n1)
+	// Admin writes change nothing anywhere while the shared state is away.
+	var ae struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := do(t, "POST", n1.base+"/api/admin/accounts", adminToken,
+		map[string]string{"id": "late", "name": "late", "plan": "pro"}, &ae); code != 503 || ae.Error.Code != "cluster_unavailable" {
+		t.Fatalf("create account with Postgres down: %d %q, want 503 cluster_unavailable", code, ae.Error.Code)
+	}
+	if code := do(t, "GET", n1.base+"/api/admin/accounts/late", adminToken, nil, nil); code != 404 {
+		t.Fatalf("refused account exists locally: %d", code)
+	}
+	if code := do(t, "GET", n1.base+"/api/admin/cluster", adminToken, nil, nil); code != 503 {
+		t.Fatalf("GET /api/admin/cluster with Postgres down: %d, want 503", code)
+	}
 
 	// Restart while Postgres is still down: serves the local copy.
 	n1.cmd.Process.Signal(os.Interrupt)
