@@ -615,3 +615,25 @@ WHERE account_id = $1 AND decision = 'allowed'`, account).Scan(&n); err != nil {
 		t.Fatalf("%s: %d allowed calls exported, limit %d", account, n, limit)
 	}
 }
+
+// TestServe_ClusterFlags: cluster mode refuses what it cannot keep exact.
+func TestServe_ClusterFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster"}, "needs --database-url"},
+		{[]string{"--cluster", "--database-url", "postgres://u@127.0.0.1:1/db", "--durability", "async"}, "needs --durability sync"},
+		{[]string{"--cluster", "--database-url", "postgres://u@127.0.0.1:1/db", "--cluster-fail", "maybe"}, "--cluster-fail"},
+	} {
+		args := append([]string{"serve", "--data-dir", t.TempDir()}, tc.args...)
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("meterd %v: %v, output %q; want an error with %q", tc.args, err, out, tc.want)
+		}
+	}
+	out, err := exec.Command(bin, "cluster", "release").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Usage: meterd cluster release") {
+		t.Errorf("meterd cluster release without a node: %v %s", err, out)
+	}
+}
