@@ -100,7 +100,7 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time, g grant)
 	st.mu.Unlock()
 	ev.Time, ev.Decision, ev.Overage = now, decisionOf(allowed), overage
 	if g.asked { // cluster mode: the cluster's refusal leaves nothing here
-		m.settleGrant(g, st.acct.ID, allowed, period.Start)
+		m.settleGrant(g, ev.AccountID, allowed, period.Start)
 		if !allowed {
 			res.Remaining = 0
 		}
