@@ -58,6 +58,7 @@ type Applier interface {
 	ApplyAccount(ctx context.Context, a meter.Account) error
 	ApplyKey(ctx context.Context, k meter.APIKey) error
 	Quotas() []meter.Quota
+	KeysOf(accountID string) []meter.APIKey
 }
 
 // Config configures a Cluster. DatabaseURL, NodeID and Local are required.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/meterd/meterd/cluster"
 	"github.com/meterd/meterd/export/postgres"
+	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -220,5 +222,49 @@ func TestPeers_Staleness(t *testing.T) {
 	// Node 2's own read is exact at once: its own counts plus node 1's zero.
 	if q, _ := n2.meter.Quota("pro1"); q.Calls != 30 {
 		t.Fatalf("node 2 reads %d", q.Calls)
+	}
+}
+
+// TestAdopt: a single node's accounts and keys reach the cluster when it
+// first joins, and only then.
+func TestAdopt(t *testing.T) {
+	dbURL, conn := mustDB(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meter.db")
+	l, err := ledger.Open(path, ledger.Options{NodeID: "solo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	solo, err := meter.New(ctx, meter.Config{Store: l, Plans: testPlans(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	solo.CreateAccount(ctx, meter.Account{ID: "old1", Name: "o", Plan: "pro"})
+	_, plaintext, err := solo.IssueKey(ctx, "old1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	n1 := mustNode(t, dbURL, "solo", path, "")
+	n2 := mustNode(t, dbURL, "n2", "", "")
+	waitAccount(t, "old1", n2)
+	deadline := time.Now().Add(time.Second)
+	for {
+		if id, err := n2.meter.AccountForKey(plaintext); err == nil && id == "old1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the adopted key does not authenticate on node 2 within 1 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Adoption happens once per ledger: a restart offers nothing again.
+	rev := scanInt(t, conn, `SELECT revision FROM meterd_revision`)
+	n1.close(t)
+	n1 = mustNode(t, dbURL, "solo", path, "")
+	time.Sleep(300 * time.Millisecond)
+	if r := scanInt(t, conn, `SELECT revision FROM meterd_revision`); r != rev {
+		t.Fatalf("restart wrote %d revisions", r-rev)
 	}
 }

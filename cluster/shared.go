@@ -96,7 +96,17 @@ func (c *Cluster) runSync(ctx context.Context, applier Applier) {
 	}
 	t := time.NewTicker(c.cfg.SyncInterval)
 	defer t.Stop()
+	adopted := false
 	for {
+		if !adopted {
+			if err := c.adoptLocal(ctx, applier); err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("cluster: offering this node's accounts to the cluster failed; will retry", "error", err)
+				}
+			} else {
+				adopted = true
+			}
+		}
 		for {
 			n, err := c.syncOnce(ctx, applier)
 			if err != nil {
