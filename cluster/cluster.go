@@ -219,9 +219,12 @@ func (c *Cluster) noteResult(err error) {
 	c.errs.Inc()
 }
 
-// Ready reports the node's view of the shared state for /readyz. It is
-// always ready: a node cut off from Postgres keeps serving from its local
-// copy (and hard plans from held leases), and says so here.
+// Ready reports the node's view of the shared state for /readyz. A node
+// cut off from Postgres stays ready: it keeps serving from its local copy
+// (and hard plans from held leases), and says so here. Only in the first
+// moment of a start, before the change feed has either caught up or found
+// Postgres unreachable, is it not ready, so a fresh node does not answer
+// 401 for accounts it has not applied yet.
 func (c *Cluster) Ready(ctx context.Context) (bool, any) {
 	c.reachMu.Lock()
 	defer c.reachMu.Unlock()
@@ -239,5 +242,5 @@ func (c *Cluster) Ready(ctx context.Context) (bool, any) {
 	if !c.lastOK.IsZero() {
 		d["last_contact"] = c.lastOK.UTC()
 	}
-	return true, d
+	return c.everSynced || c.lastErr != nil, d
 }

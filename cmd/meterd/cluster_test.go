@@ -339,6 +339,17 @@ func TestCluster_SharedKeys(t *testing.T) {
 	for _, id := range []string{"n1", "n2", "n3"} {
 		nodes = append(nodes, startNode(t, t.TempDir(), dbURL, id))
 	}
+	for _, n := range nodes {
+		waitFor(t, 2*time.Second, "/readyz ok on "+n.base, func() bool {
+			resp, err := http.Get(n.base + "/readyz")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == 200 && strings.Contains(string(b), `"shared_state":"ok"`)
+		})
+	}
 	key := setupAccountAt(t, nodes[0].base, "pro1", "pro")
 	for _, n := range nodes[1:] {
 		d := waitFor(t, time.Second, "creation visible on "+n.base, func() bool { return keyWorks(n.base, key) })
