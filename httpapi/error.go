@@ -74,6 +74,12 @@ func classify(err error) *apiError {
 		return errBillingBusy
 	case errors.Is(err, meter.ErrBillingDisabled):
 		return errBillingDisabled
+	case errors.Is(err, meter.ErrQuotaUnavailable):
+		return newError(http.StatusServiceUnavailable, "quota_unavailable",
+			"the cluster's shared quota cannot be reached and this node holds no allowance; retry shortly")
+	case errors.Is(err, meter.ErrSharedUnavailable):
+		return newError(http.StatusServiceUnavailable, "cluster_unavailable",
+			"the cluster's shared state cannot be reached; admin changes resume when it returns")
 	case errors.Is(err, meter.ErrClosed):
 		return newError(http.StatusServiceUnavailable, "shutting_down", "meterd is shutting down")
 	}

@@ -49,6 +49,9 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 	if m.maxAccounts > 0 && m.AccountCount() >= m.maxAccounts {
 		return Account{}, fmt.Errorf("%w: at most %d accounts", ErrLimitReached, m.maxAccounts)
 	}
+	if err := m.shareAccount(ctx, a, true); err != nil {
+		return Account{}, fmt.Errorf("create account: %w", err)
+	}
 	if err := m.store.PutAccount(ctx, a); err != nil {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}
@@ -149,6 +152,9 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	if err := m.validateAccount(&a); err != nil {
 		return Account{}, err
 	}
+	if err := m.shareAccount(ctx, a, false); err != nil {
+		return Account{}, fmt.Errorf("update account: %w", err)
+	}
 	if err := m.putAccount(ctx, a, m.planNotice(st, a)); err != nil { // notice.go
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
@@ -226,6 +232,9 @@ func (m *Meter) IssueKey(ctx context.Context, accountID string) (APIKey, string,
 		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
 	}
 	k := APIKey{ID: NewID("key_"), AccountID: accountID, Prefix: prefix, Hash: hash, CreatedAt: m.Now()}
+	if err := m.shareKey(ctx, k); err != nil {
+		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
+	}
 	if err := m.store.PutKey(ctx, k); err != nil {
 		return APIKey{}, "", fmt.Errorf("issue key: %w", err)
 	}
@@ -263,6 +272,9 @@ func (m *Meter) RevokeKey(ctx context.Context, keyID string) error {
 	revoked := *k
 	now := m.Now()
 	revoked.RevokedAt = &now
+	if err := m.shareKey(ctx, revoked); err != nil {
+		return fmt.Errorf("revoke key: %w", err)
+	}
 	if err := m.store.PutKey(ctx, revoked); err != nil {
 		return fmt.Errorf("revoke key: %w", err)
 	}
@@ -273,16 +285,19 @@ func (m *Meter) RevokeKey(ctx context.Context, keyID string) error {
 	return nil
 }
 
-// Quota returns an account's usage in its current period.
+// Quota returns an account's usage in its current period; in cluster mode
+// with the other nodes' published counts added (Quotas stays this node's).
 func (m *Meter) Quota(accountID string) (Quota, error) {
 	st, ok := m.account(accountID)
 	if !ok {
 		return Quota{}, ErrAccountNotFound
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	st.rollLocked(m.Now())
-	return st.snapshotLocked(), nil
+	q := st.snapshotLocked()
+	st.mu.Unlock()
+	m.withPeersQuota(&q)
+	return q, nil
 }
 
 // Quotas returns every account's current-period usage, ordered by account

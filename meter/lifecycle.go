@@ -131,6 +131,9 @@ func (m *Meter) changeAccount(ctx context.Context, id string, change func(*Accou
 		return Account{}, ErrAccountDeleted
 	}
 	change(&a)
+	if err := m.shareAccount(ctx, a, false); err != nil { // cluster mode: shared state first
+		return Account{}, err
+	}
 	if err := m.store.PutAccount(ctx, a); err != nil {
 		return Account{}, err
 	}

@@ -26,6 +26,15 @@ type Config struct {
 	// MaxAccounts and MaxKeysPerAccount bound memory (0 = no limit).
 	MaxAccounts       int
 	MaxKeysPerAccount int
+	// Allowance, in cluster mode, must grant every admission of a
+	// hard-limited plan (nil: decide from this node's counters alone).
+	Allowance Allowance
+	// Shared, in cluster mode, receives every account and key write before
+	// the ledger does (nil: the ledger is the only home).
+	Shared SharedState
+	// Peers, in cluster mode, adds the other nodes' published counts to
+	// Quota and to each decision's answer (nil: this node's counts only).
+	Peers Peers
 }
 
 // Meter decides and counts calls in memory and records each one in the
@@ -39,6 +48,9 @@ type Meter struct {
 	maxEndpoints int
 	maxAccounts  int
 	maxKeys      int
+	allowance    Allowance   // nil outside cluster mode
+	shared       SharedState // nil outside cluster mode
+	peers        Peers       // nil outside cluster mode
 
 	// adminMu serialises account and key changes, so a check (does this id
 	// exist?) and the write that follows it cannot interleave with another.
@@ -71,6 +83,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 		folder: cfg.Folder, maxEndpoints: cfg.MaxEndpoints, maxAccounts: cfg.MaxAccounts,
 		maxKeys: cfg.MaxKeysPerAccount, accounts: map[string]*accountState{},
 		byHash: map[KeyHash]*APIKey{}, byKeyID: map[string]*APIKey{}}
+	m.allowance, m.shared, m.peers = cfg.Allowance, cfg.Shared, cfg.Peers
 	m.inflight.m = map[string]*inflightCall{}
 	m.totals = newOverviewTotals()
 	m.pending = map[string]time.Time{}

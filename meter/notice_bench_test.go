@@ -32,7 +32,7 @@ func BenchmarkDecideEvent(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.decideEvent(states[i%len(states)], ev, now)
+				m.decideEvent(states[i%len(states)], ev, now, grant{})
 				if ev.Notices != nil && !on {
 					b.Fatal("notice while off")
 				}
@@ -53,7 +53,7 @@ func TestDecideEvent_NoAllocs(t *testing.T) {
 	st := &accountState{acct: Account{ID: "a", Plan: "pro"}, plan: plan, period: PeriodAt(time.Time{}, now),
 		endpoints: map[string]struct{}{"/v1/x": {}}}
 	ev := &Event{Endpoint: "/v1/x"}
-	if n := testing.AllocsPerRun(1000, func() { m.decideEvent(st, ev, now) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { m.decideEvent(st, ev, now, grant{}) }); n != 0 {
 		t.Fatalf("decideEvent allocates %v times per call", n)
 	}
 }

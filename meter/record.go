@@ -47,7 +47,12 @@ func (m *Meter) Reserve(ctx context.Context, c Call) (*Reservation, error) {
 		return nil, err
 	}
 	r := &Reservation{m: m, st: st, ev: ev}
-	r.res, r.period = m.decideEvent(st, ev, m.now().UTC())
+	now := m.now().UTC()
+	g, err := m.takeAllowance(ctx, st, now)
+	if err != nil {
+		return nil, err
+	}
+	r.res, r.period = m.decideEvent(st, ev, now, g)
 	if r.res.Allowed {
 		return r, nil
 	}
@@ -82,11 +87,11 @@ func (r *Reservation) Finish(ctx context.Context, status int, latency time.Durat
 
 // decideEvent is the decision of record() without the append: check and
 // count under the account's lock, then stamp ev with the outcome.
-func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result, Period) {
+func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time, g grant) (Result, Period) {
 	st.mu.Lock()
 	st.rollLocked(now)
 	before := st.countsLocked()
-	allowed, overage := st.decideLocked()
+	allowed, overage := st.decideGrantedLocked(g)
 	ev.Notices = m.noticesLocked(st, before, now)
 	ev.Endpoint = st.endpointLocked(ev.Endpoint, m.maxEndpoints, endpointSeeder{m})
 	if now.After(st.lastCallAt) {
@@ -97,6 +102,13 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time) (Result,
 	StampOverage(ev, st.plan, overage)
 	st.mu.Unlock()
 	ev.Time, ev.Decision = now, decisionOf(allowed)
+	if g.asked { // cluster mode: the cluster's refusal leaves nothing here
+		m.settleGrant(g, ev.AccountID, allowed, period.Start)
+		if !allowed {
+			res.Remaining = 0
+		}
+	}
+	m.withPeersResult(&res) // cluster mode: answer for the whole cluster
 	return res, period
 }
 
@@ -108,6 +120,7 @@ func (m *Meter) appendEvent(ctx context.Context, st *accountState, ev *Event, wa
 		st.undoLocked(ev)
 		st.oweLocked(ev.Notices) // notice.go
 		st.mu.Unlock()
+		m.giveBackUndone(st, ev)
 		return err
 	}
 	return nil

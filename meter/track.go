@@ -149,7 +149,12 @@ func (m *Meter) newEvent(c Call, account, keyID string) (*Event, error) {
 // to the store. If the store fails, the decision is undone: the call is
 // neither counted nor acknowledged.
 func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bool) (Result, error) {
-	res, _ := m.decideEvent(st, ev, m.now().UTC())
+	now := m.now().UTC()
+	g, err := m.takeAllowance(ctx, st, now)
+	if err != nil {
+		return Result{}, err
+	}
+	res, _ := m.decideEvent(st, ev, now, g)
 	if err := m.appendEvent(ctx, st, ev, wait); err != nil {
 		return Result{}, err
 	}

@@ -117,7 +117,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 2 || st[0].Version != 5 || st[0].Applied || st[1].Version != 6 || st[1].Applied {
+	if len(st) < 3 || st[0].Version != 5 || st[0].Applied || st[1].Version != 6 || st[1].Applied || st[2].Version != 13 {
 		t.Fatalf("before Up: %+v", st)
 	}
 	if err := migrations.Up(ctx, dbURL); err != nil {
@@ -132,11 +132,18 @@ func assertApplied(t *testing.T, dbURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 2 || st[0].Version != 5 || !st[0].Applied || st[0].AppliedAt.IsZero() || st[1].Version != 6 || !st[1].Applied {
+	// Later files (013_cluster.sql, ...) are checked by their own tests;
+	// 005 must be first and applied.
+	if len(st) < 2 || st[0].Version != 5 || !st[0].Applied || st[0].AppliedAt.IsZero() || st[1].Version != 6 || !st[1].Applied {
 		t.Fatalf("status: %+v", st)
 	}
 	if st[0].Name != "005_usage_tracking.sql" || st[1].Name != "006_billing_rules.sql" {
 		t.Fatalf("names = %q, %q", st[0].Name, st[1].Name)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Fatalf("migration %s not applied: %+v", m.Name, st)
+		}
 	}
 }
 
@@ -215,5 +222,37 @@ func mustScan(t *testing.T, conn *pgx.Conn, sql string, dst ...any) {
 	t.Helper()
 	if err := conn.QueryRow(context.Background(), sql).Scan(dst...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestUp_ClusterTables checks that 013_cluster.sql creates the shared state
+// of cluster mode, with its one revision row, and that running Up again
+// keeps that row (and its count) as it was.
+func TestUp_ClusterTables(t *testing.T) {
+	dbURL, conn := mustSchema(t)
+	ctx := context.Background()
+	if err := migrations.Up(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"meterd_nodes", "meterd_quota_grants", "meterd_quota_leases",
+		"meterd_revision", "meterd_accounts", "meterd_keys", "meterd_node_counts"} {
+		var ok bool
+		mustScan(t, conn, `SELECT to_regclass('`+table+`') IS NOT NULL`, &ok)
+		if !ok {
+			t.Fatalf("table %s missing", table)
+		}
+	}
+	mustExec(t, conn, `UPDATE meterd_revision SET revision = 7`)
+	if err := migrations.Up(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	var rows, rev int64
+	mustScan(t, conn, `SELECT count(*), max(revision) FROM meterd_revision`, &rows, &rev)
+	if rows != 1 || rev != 7 {
+		t.Fatalf("meterd_revision: %d rows, revision %d; want 1 row at 7", rows, rev)
+	}
+	// The grant check refuses a negative total, whatever a buggy release does.
+	if _, err := conn.Exec(ctx, `INSERT INTO meterd_quota_grants (account_id, period_start, granted) VALUES ('a', now(), -1)`); err == nil {
+		t.Fatal("negative grant accepted")
 	}
 }

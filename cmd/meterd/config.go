@@ -48,6 +48,7 @@ type Config struct {
 	ExportConfig
 	ConsoleConfig
 	WebhookConfig
+	ClusterConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -78,6 +79,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	c.bindExportFlags(fs)
 	c.bindConsoleFlags(fs)
 	c.bindWebhookFlags(fs)
+	c.bindClusterFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -101,6 +103,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateConsole(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(); err != nil {
 		return err
 	}
 	return c.validateWebhooks()

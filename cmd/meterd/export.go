@@ -78,7 +78,10 @@ const migrateUsage = `Usage: meterd migrate --database-url URL
 
 Applies meterd's Postgres schema (migrations/005_usage_tracking.sql): the
 eco_api_usage and eco_usage_daily tables and the increment_api_calls() and
-aggregate_daily_usage() functions. Running it again changes nothing.
+aggregate_daily_usage() functions; and the cluster mode's shared state
+(migrations/013_cluster.sql: meterd_nodes, meterd_quota_grants,
+meterd_quota_leases, meterd_accounts, meterd_keys, meterd_revision,
+meterd_node_counts). Running it again changes nothing.
 
 Flags:
 `

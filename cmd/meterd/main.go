@@ -54,6 +54,7 @@ func commands() []command {
 		{"verify", "check a stopped meterd's ledger; JSON report, exit 1 on problems", runVerify},
 		{"restore", "install a backup into a data directory", runRestore},
 		{"health", "exit 0 if meterd's /healthz answers 200", runHealth},
+		{"cluster", "cluster operations: release NODE settles a dead node's quota leases", runCluster},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command: meterd help COMMAND", nil},
 	}

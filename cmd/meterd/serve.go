@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meterd/meterd/console"
+	"github.com/meterd/meterd/cluster"
 	"github.com/meterd/meterd/export/postgres"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
@@ -41,6 +42,7 @@ type Main struct {
 	proxy  *http.Server // reverse proxy listener, nil when off
 
 	exporter *postgres.Exporter // nil when export is off
+	cluster  *cluster.Cluster   // nil unless --cluster
 
 	// bgCtx runs the background loops (pruner, exporter, billing
 	// scheduler); Close cancels it and waits for them (bg) before it
@@ -165,6 +167,9 @@ func (m *Main) open(ctx context.Context) error {
 	if err := m.openLedger(reg, mx); err != nil {
 		return err
 	}
+	if err := m.openCluster(reg); err != nil {
+		return err
+	}
 	if err := m.openMeter(ctx); err != nil {
 		return err
 	}
@@ -183,6 +188,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.startPruner()
+	m.startCluster(api)
 	if err := m.startBilling(m.bgCtx, api, reg); err != nil {
 		return err
 	}
@@ -222,8 +228,10 @@ func (m *Main) openMeter(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--endpoint-patterns: %w", err)
 	}
+	allowance, shared, peers := m.clusterPorts()
 	m.meter, err = meter.New(ctx, meter.Config{Store: m.ledger, Plans: plans, Async: c.Durability == "async",
-		Folder: folder, MaxEndpoints: c.MaxEndpoints, MaxAccounts: c.MaxAccounts, MaxKeysPerAccount: c.MaxKeys})
+		Folder: folder, MaxEndpoints: c.MaxEndpoints, MaxAccounts: c.MaxAccounts, MaxKeysPerAccount: c.MaxKeys,
+		Allowance: allowance, Shared: shared, Peers: peers})
 	return err
 }
 
@@ -315,6 +323,9 @@ func (m *Main) Close() error {
 		}
 		cancel()
 		m.proxy = nil
+	}
+	if err := m.closeCluster(); err != nil {
+		errs = append(errs, err)
 	}
 	if m.bgCancel != nil {
 		m.bgCancel()
