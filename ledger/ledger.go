@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -74,12 +75,31 @@ type Options struct {
 	// FreeSpace reports the bytes free for the directory at path (default:
 	// statfs). Tests fake it.
 	FreeSpace func(path string) (uint64, error)
+	// BeforeCommit is the fault-injection seam: if set, the writer calls
+	// it inside every write transaction just before commit, and a non-nil
+	// error fails that commit exactly as a storage error would (wrap
+	// syscall.ENOSPC or syscall.EIO to pick the class). Tests only.
+	BeforeCommit func() error
+	// RetryMax caps the backoff between retries of a failed group that
+	// holds answered (async) writes (default 2s; the first retry waits
+	// 10ms and each next one twice as long).
+	RetryMax time.Duration
+	// Logger receives the writer's failure and recovery lines (default
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // CommitObserver receives one call per group commit, from the writer
 // goroutine: keep it cheap.
 type CommitObserver interface {
 	ObserveCommit(ops int, took time.Duration, err error)
+}
+
+// RetryObserver is optionally implemented by a CommitObserver: it is told
+// each time the writer retries a failed group that holds answered writes
+// (pending of them), and with pending 0 once the group is committed.
+type RetryObserver interface {
+	ObserveCommitRetry(pending int, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -97,6 +117,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = 1 << 30
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 }
 
@@ -119,8 +145,13 @@ type Ledger struct {
 	// lastSeq is owned by the writer goroutine; published for readers.
 	lastSeq atomic.Uint64
 
-	// Fault hooks for tests: called by the writer around a commit.
-	beforeCommitFn func() error
+	// beforeCommit is the fault-injection seam (Options.BeforeCommit),
+	// swappable while the writer runs.
+	beforeCommit atomic.Pointer[func() error]
+
+	// stall, while set, is the error new writes get: the writer is
+	// retrying a failed group of answered writes (retry.go).
+	stall atomic.Pointer[error]
 
 	// disk caches the free-space probe of the disk floor (diskspace.go).
 	disk diskProbe
@@ -147,6 +178,9 @@ func Open(path string, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{db: db, path: path, opts: opts,
 		queue: make(chan *op, opts.QueueSize), quit: make(chan struct{}), done: make(chan struct{})}
+	if opts.BeforeCommit != nil {
+		l.beforeCommit.Store(&opts.BeforeCommit)
+	}
 	if err := l.init(opts.NodeID); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -65,6 +64,9 @@ func (l *Ledger) enqueue(o *op) error {
 	// write already queued may have been acknowledged (async), so the
 	// writer commits it; the floor's margin is what it spends.
 	if err := l.checkDiskFloor(); err != nil {
+		return err
+	}
+	if err := l.stalled(); err != nil {
 		return err
 	}
 	l.mu.RLock()
@@ -178,8 +180,27 @@ func (l *Ledger) drain(batch []*op) {
 
 // commit writes one group in one transaction and reports the outcome to
 // every waiter. On failure nothing of the group is stored and the sequence
-// is not advanced.
+// is not advanced: waiters get the error (their calls were never answered,
+// so the meter gives their counts back), and the writes nobody waits for —
+// already answered — are kept and retried until they commit (retry.go).
 func (l *Ledger) commit(batch []*op) {
+	err := l.write(batch)
+	kept := batch[:0]
+	for _, o := range batch {
+		switch {
+		case o.done != nil:
+			o.done <- err
+		case err != nil:
+			kept = append(kept, o)
+		}
+	}
+	if len(kept) > 0 {
+		l.hold(kept, err)
+	}
+}
+
+// write is one attempt at committing batch.
+func (l *Ledger) write(batch []*op) error {
 	start := time.Now()
 	seq := l.lastSeq.Load()
 	err := l.db.Update(func(tx *bolt.Tx) error {
@@ -188,25 +209,20 @@ func (l *Ledger) commit(batch []*op) {
 			return err
 		}
 		seq = next
-		if l.beforeCommitFn != nil {
-			return l.beforeCommitFn()
+		if fn := l.beforeCommit.Load(); fn != nil {
+			return (*fn)()
 		}
 		return nil
 	})
 	if err != nil {
-		err = fmt.Errorf("ledger commit: %w", err)
-		seq = l.lastSeq.Load()
+		err = commitError(err)
 	} else {
 		l.lastSeq.Store(seq)
-	}
-	for _, o := range batch {
-		if o.done != nil {
-			o.done <- err
-		}
 	}
 	if obs := l.opts.Observer; obs != nil {
 		obs.ObserveCommit(len(batch), time.Since(start), err)
 	}
+	return err
 }
 
 func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {

@@ -31,6 +31,10 @@ var (
 	ErrDiskFull = fmt.Errorf("%w: disk space below the configured floor", ErrOverloaded)
 	// ErrLimitReached: a configured resource limit (accounts, keys) is reached.
 	ErrLimitReached = errors.New("resource limit reached")
+	// ErrUnavailable: the store cannot commit (an I/O error other than a
+	// full disk) or is still retrying a failed commit; nothing of the call
+	// was counted. Retry later.
+	ErrUnavailable = errors.New("ledger unavailable")
 )
 
 // ValidationError reports bad input: which field, and what is wrong with it.

@@ -30,7 +30,7 @@ type Reservation struct {
 }
 
 // Reserve decides c and counts it in memory. A denied call is recorded at
-// once (waiting for its commit unless the meter is async) and its
+// once, without waiting for its commit (see denialWaits), and its
 // Reservation is already finished. An allowed call must be finished with
 // Finish. Errors mean nothing was counted. Reserved calls carry no
 // idempotency id: a gateway sees each request once.
@@ -52,7 +52,7 @@ func (m *Meter) Reserve(ctx context.Context, c Call) (*Reservation, error) {
 		return r, nil
 	}
 	r.done.Store(true)
-	if err := m.appendEvent(ctx, st, ev, !m.async); err != nil {
+	if err := m.appendEvent(ctx, st, ev, !m.async && denialWaits(ev)); err != nil {
 		return nil, err
 	}
 	return r, nil
