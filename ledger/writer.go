@@ -93,8 +93,13 @@ func (l *Ledger) run() {
 	for {
 		select {
 		case o := <-l.queue:
-			batch = l.linger(l.fill(append(batch[:0], o)), last)
-			batch = l.gather(batch)
+			// gather first, linger second: when an answered write (a
+			// denial, an async call) opens the group and a waiter then
+			// closes it, the waiter's cohort must still get its chance
+			// to join, or a trickle of denials splits sync load into
+			// tiny groups, one fsync each.
+			batch = l.gather(l.fill(append(batch[:0], o)))
+			batch = l.linger(batch, last)
 			last = len(batch)
 			l.commit(batch)
 		case <-l.quit:
