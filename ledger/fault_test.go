@@ -52,8 +52,9 @@ func newFaultRig(t *testing.T, async bool, faults *faultSwitch) *faultRig {
 	}
 	t.Cleanup(func() { l.Close() })
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
-	// A Free plan of 200 calls, so its workers run into denials early.
-	plans, err := meter.ParsePlans([]byte("plans:\n  free: {limit: 200, hard: true}\n"))
+	// A Free plan of 20 calls, so its workers run into denials early even
+	// on a slow machine.
+	plans, err := meter.ParsePlans([]byte("plans:\n  free: {limit: 20, hard: true}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func checkFaultOutcome(t *testing.T, r *faultRig, answers []answer, code string)
 	}
 }
 
-// TestLedger_RealFullDisk fills a real 4 MiB tmpfs: waiting appends get
+// TestLedger_RealFullDisk fills a real 8 MiB tmpfs: waiting appends get
 // ErrDiskFull from the commit itself; answered (async) ones are held and
 // retried while new writes are refused; once space returns everything held
 // is committed and verify passes.
@@ -246,7 +247,7 @@ func TestLedger_RealFullDisk(t *testing.T) {
 		t.Skip("needs root to mount a tmpfs (CI runs as root)")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v)", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, 0) })
@@ -281,11 +282,20 @@ func TestLedger_RealFullDisk(t *testing.T) {
 	if !errors.Is(err, ledger.ErrDiskFull) {
 		t.Fatalf("after %d appends: want ErrDiskFull, got %v", calls, err)
 	}
-	for ; denied < 100_000; denied++ {
+	// Answered writes are queued until the writer's failed commit makes
+	// it refuse more; few enough that they fit once space returns.
+	for ; denied < 500; denied++ {
 		if err = l.Append(ctx, newEvent("a", jan, meter.Denied, false), false); err != nil {
 			break
 		}
 	}
+	eventually(t, "async writes refused while the held group fails", func() error {
+		if err = l.Append(ctx, newEvent("a", jan, meter.Denied, false), false); err == nil {
+			denied++
+			return errors.New("still accepted")
+		}
+		return nil
+	})
 	if !errors.Is(err, ledger.ErrDiskFull) || denied == 0 {
 		t.Fatalf("after %d async appends: want the held group to refuse writes with ErrDiskFull, got %v", denied, err)
 	}
