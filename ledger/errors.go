@@ -14,6 +14,9 @@ var (
 	// ErrCorrupt: the file is truncated, damaged or not a meterd ledger. It
 	// is left untouched.
 	ErrCorrupt = errors.New("ledger file is corrupt or not a meterd ledger")
+	// ErrFormatTooNew: the file was written by a newer meterd in a layout
+	// this binary does not know (a downgrade). It is left untouched.
+	ErrFormatTooNew = errors.New("ledger file format is newer than this meterd")
 	// ErrUnavailable: a commit failed with an I/O error other than a full
 	// disk (EIO, a failing fsync), or the writer is still retrying such a
 	// commit and refuses new writes meanwhile. It is meter.ErrUnavailable,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,9 @@ var (
 	_ meter.EventLog = (*Ledger)(nil)
 )
 
-// magic marks a bbolt file as a meterd ledger; format is bumped on any
-// incompatible change of the layout.
-const (
-	magic  = "meterd-ledger"
-	format = "1"
-)
+// magic marks a bbolt file as a meterd ledger; its layout version is
+// meta "format" (format.go).
+const magic = "meterd-ledger"
 
 // Bucket names. Keys are big-endian wherever order matters, so a cursor
 // walks them in time order.
@@ -80,6 +78,8 @@ type Options struct {
 	// error fails that commit exactly as a storage error would (wrap
 	// syscall.ENOSPC or syscall.EIO to pick the class). Tests only.
 	BeforeCommit func() error
+	// BeforeCheckpoint is the same seam for checkpoint transactions.
+	BeforeCheckpoint func() error
 	// RetryMax caps the backoff between retries of a failed group that
 	// holds answered (async) writes (default 2s; the first retry waits
 	// 10ms and each next one twice as long).
@@ -87,6 +87,13 @@ type Options struct {
 	// Logger receives the writer's failure and recovery lines (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// CheckpointEvents and CheckpointInterval say when the writer folds
+	// the in-memory counters and aggregates into the file (checkpoint.go):
+	// after this many events (default 100,000) or this long with any
+	// (default 30s), whichever comes first. They bound the events Open
+	// replays after a crash.
+	CheckpointEvents   int
+	CheckpointInterval time.Duration
 }
 
 // CommitObserver receives one call per group commit, from the writer
@@ -118,6 +125,12 @@ func (o *Options) setDefaults() {
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = 1 << 30
 	}
+	if o.CheckpointEvents <= 0 {
+		o.CheckpointEvents = 100_000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 2 * time.Second
 	}
@@ -134,6 +147,7 @@ type Ledger struct {
 	opts Options
 
 	queue chan *op
+	cpReq chan chan error // Checkpoint's requests to the writer
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -148,6 +162,20 @@ type Ledger struct {
 	// beforeCommit is the fault-injection seam (Options.BeforeCommit),
 	// swappable while the writer runs.
 	beforeCommit atomic.Pointer[func() error]
+
+	// beforeCheckpoint is the same seam for checkpoint transactions.
+	beforeCheckpoint atomic.Pointer[func() error]
+
+	// aggMu guards the in-memory aggregates (overlay.go): live holds the
+	// events committed since the last checkpoint began, folding the ones a
+	// checkpoint is writing (nil between checkpoints). The writer takes
+	// it exclusively after each commit; readers hold it shared across
+	// their read transaction, so stored rows and deltas match.
+	aggMu   sync.RWMutex
+	live    *aggs
+	folding *aggs
+	// lastCheckpoint is owned by the writer goroutine.
+	lastCheckpoint time.Time
 
 	// stall, while set, is the error new writes get: the writer is
 	// retrying a failed group of answered writes (retry.go).
@@ -177,14 +205,22 @@ func Open(path string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
 	}
 	l := &Ledger{db: db, path: path, opts: opts,
-		queue: make(chan *op, opts.QueueSize), quit: make(chan struct{}), done: make(chan struct{})}
+		queue: make(chan *op, opts.QueueSize), cpReq: make(chan chan error), quit: make(chan struct{}), done: make(chan struct{})}
 	if opts.BeforeCommit != nil {
 		l.beforeCommit.Store(&opts.BeforeCommit)
+	}
+	if opts.BeforeCheckpoint != nil {
+		l.beforeCheckpoint.Store(&opts.BeforeCheckpoint)
 	}
 	if err := l.init(opts.NodeID); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := l.replay(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	l.lastCheckpoint = time.Now()
 	go l.run()
 	return l, nil
 }
@@ -206,16 +242,21 @@ func (l *Ledger) init(nodeID string) error {
 			if err := meta.Put([]byte("magic"), []byte(magic)); err != nil {
 				return err
 			}
-			if err := meta.Put([]byte("format"), []byte(format)); err != nil {
+			if err := meta.Put(metaFormat, []byte(strconv.Itoa(formatCurrent))); err != nil {
 				return err
 			}
+			if err := meta.Put(metaCheckpointSeq, seqKey(0)); err != nil {
+				return err
+			}
+		}
+		if err := upgradeFormat(meta); err != nil {
+			return err
 		}
 		node, err := resolveNode(meta, nodeID)
 		if err != nil {
 			return err
 		}
 		l.node = node
-		l.lastSeq.Store(getUint64(meta.Get([]byte("last_seq"))))
 		return nil
 	})
 }
@@ -235,10 +276,7 @@ func checkOwnership(tx *bolt.Tx) error {
 	if string(meta.Get([]byte("magic"))) != magic {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if f := string(meta.Get([]byte("format"))); f != format {
-		return fmt.Errorf("%w: unsupported format %q (want %q)", ErrCorrupt, f, format)
-	}
-	return nil
+	return checkFormat(meta)
 }
 
 // resolveNode picks the node id: the flag if given (and remembers it),

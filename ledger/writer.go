@@ -90,8 +90,16 @@ func (l *Ledger) run() {
 	defer close(l.done)
 	batch := make([]*op, 0, l.opts.MaxBatch)
 	last := 0
+	tick := time.NewTicker(min(l.opts.CheckpointInterval, time.Second))
+	defer tick.Stop()
 	for {
 		select {
+		case req := <-l.cpReq:
+			req <- l.checkpointIfAny()
+		case <-tick.C:
+			if l.checkpointDue() {
+				_ = l.checkpoint() // logged; its deltas stay in memory
+			}
 		case o := <-l.queue:
 			// gather first, linger second: when an answered write (a
 			// denial, an async call) opens the group and a waiter then
@@ -102,6 +110,9 @@ func (l *Ledger) run() {
 			batch = l.linger(batch, last)
 			last = len(batch)
 			l.commit(batch)
+			if l.checkpointDue() {
+				_ = l.checkpoint()
+			}
 		case <-l.quit:
 			l.drain(batch)
 			return
@@ -175,12 +186,14 @@ func (l *Ledger) fill(batch []*op) []*op {
 	return batch
 }
 
-// drain commits everything queued before Close.
+// drain commits everything queued before Close, then checkpoints so the
+// next Open has nothing to replay.
 func (l *Ledger) drain(batch []*op) {
 	for len(l.queue) > 0 {
 		batch = l.fill(batch[:0])
 		l.commit(batch)
 	}
+	_ = l.checkpointIfAny()
 }
 
 // commit writes one group in one transaction and reports the outcome to
@@ -223,6 +236,7 @@ func (l *Ledger) write(batch []*op) error {
 		err = commitError(err)
 	} else {
 		l.lastSeq.Store(seq)
+		l.fold(batch)
 	}
 	if obs := l.opts.Observer; obs != nil {
 		obs.ObserveCommit(len(batch), time.Since(start), err)
@@ -230,11 +244,13 @@ func (l *Ledger) write(batch []*op) error {
 	return err
 }
 
+// applyBatch writes the group's events and idempotency records: nothing
+// else, so a commit's pages are the events' own (counters and aggregates
+// follow in memory, and reach the file at the next checkpoint).
 func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
-	d := newDeltas()
 	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
 	for _, o := range batch {
 		if o.fn != nil {
@@ -254,10 +270,17 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 		if err := putIdempotency(idem, o.ev); err != nil {
 			return 0, err
 		}
-		d.addEvent(o.ev)
 	}
-	if err := d.apply(tx); err != nil {
-		return 0, err
+	return seq, nil
+}
+
+// fold adds a committed group's events to the in-memory aggregates.
+func (l *Ledger) fold(batch []*op) {
+	l.aggMu.Lock()
+	defer l.aggMu.Unlock()
+	for _, o := range batch {
+		if o.ev != nil {
+			l.live.add(o.ev)
+		}
 	}
-	return seq, tx.Bucket(bucketMeta).Put([]byte("last_seq"), seqKey(seq))
 }
