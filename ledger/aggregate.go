@@ -89,4 +89,3 @@ func decodeCounter(account string, period time.Time, b []byte) meter.Counter {
 	}
 	return c
 }
-
