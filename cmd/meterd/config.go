@@ -46,6 +46,7 @@ type Config struct {
 	ProxyStripKey  bool
 	BillingConfig
 	ExportConfig
+	LedgerConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -74,6 +75,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ProxyStripKey, "proxy-strip-key", envBool("METER_PROXY_STRIP_KEY", false), "remove the API key from requests forwarded upstream (env METER_PROXY_STRIP_KEY)")
 	c.bindBillingFlags(fs)
 	c.bindExportFlags(fs)
+	c.bindLedgerFlags(fs)
 }
 
 func (c *Config) validate() error {
