@@ -9,3 +9,9 @@ func (l *Ledger) SetBeforeCommitFn(fn func() error) {
 	}
 	l.beforeCommit.Store(&fn)
 }
+
+// WithFreelist sets the bbolt freelist knobs benchmarks compare.
+func WithFreelist(o Options, sync, array bool) Options {
+	o.freelistSync, o.freelistArray = sync, array
+	return o
+}

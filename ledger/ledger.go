@@ -94,6 +94,11 @@ type Options struct {
 	// replays after a crash.
 	CheckpointEvents   int
 	CheckpointInterval time.Duration
+
+	// freelistSync writes bbolt's free-page list with every commit (off by
+	// default; benchmarks compare). freelistArray picks bbolt's array
+	// freelist instead of the hashmap one.
+	freelistSync, freelistArray bool
 }
 
 // CommitObserver receives one call per group commit, from the writer
@@ -193,11 +198,7 @@ func Open(path string, opts Options) (*Ledger, error) {
 	if err := precheck(path); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		InitialMmapSize: opts.InitialMmapSize,
-		FreelistType:    bolt.FreelistMapType,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)
 	}
