@@ -45,6 +45,7 @@ func (l *Ledger) hold(kept []*op, err error) {
 		if err = l.write(kept); err == nil {
 			log.Info("ledger commit recovered", "committed", len(kept), "attempts", attempt)
 			l.observeRetry(0, nil)
+			recycle(kept)
 			return
 		}
 		backoff = min(2*backoff, l.opts.RetryMax)

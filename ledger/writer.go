@@ -22,28 +22,49 @@ type op struct {
 	done chan error // nil: nobody waits (async append)
 }
 
-var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+// Ops of appends are pooled with their encoding buffer: bbolt holds a
+// value slice only until the commit, so once the writer is done with an
+// op (the waiter woke, or the answered op committed) both are reused.
+// waitPool's ops carry a done channel; answeredPool's do not.
+var (
+	waitPool     = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+	answeredPool = sync.Pool{New: func() any { return &op{} }}
+)
 
 // Append implements meter.Store. With wait it returns once the commit
 // holding ev is durable; ev.Seq and ev.Node are then set.
 func (l *Ledger) Append(ctx context.Context, ev *meter.Event, wait bool) error {
 	ev.Node = l.node
-	val := encodeEvent(make([]byte, 0, 96+len(ev.AccountID)+len(ev.Endpoint)+len(ev.IdempotencyKey)), ev)
-	if !wait {
-		return l.enqueue(&op{ev: ev, val: val})
+	pool := &answeredPool
+	if wait {
+		pool = &waitPool
 	}
-	o := opPool.Get().(*op)
-	o.ev, o.fn, o.val = ev, nil, val
+	o := pool.Get().(*op)
+	o.ev, o.fn, o.val = ev, nil, encodeEvent(o.val[:0], ev)
 	if err := l.enqueue(o); err != nil {
-		opPool.Put(o)
+		o.ev = nil
+		pool.Put(o)
 		return err
+	}
+	if !wait {
+		return nil // the writer recycles o after its commit
 	}
 	// The commit is waited for even if ctx ends: the op is already queued
 	// and its done channel must be drained before the op is reused.
 	err := <-o.done
-	o.ev, o.val = nil, nil
-	opPool.Put(o)
+	o.ev = nil
+	waitPool.Put(o)
 	return err
+}
+
+// recycle returns committed answered appends to their pool.
+func recycle(batch []*op) {
+	for _, o := range batch {
+		if o.done == nil && o.ev != nil {
+			o.ev = nil
+			answeredPool.Put(o)
+		}
+	}
 }
 
 // update runs fn in the writer's next transaction and waits for it to
@@ -214,6 +235,10 @@ func (l *Ledger) commit(batch []*op) {
 	}
 	if len(kept) > 0 {
 		l.hold(kept, err)
+		return
+	}
+	if err == nil {
+		recycle(batch)
 	}
 }
 
