@@ -19,10 +19,23 @@ import (
 // bbolt's free-page scan that NoFreelistSync implies). Run it with
 //
 //	go test -run '^$' -bench BenchmarkLedger_Reopen -benchtime 1x ./ledger/
+//
+// Sub-benchmarks compare bbolt's freelist settings: the default (not synced,
+// hashmap), synced with every commit, and not synced with the array type.
 func BenchmarkLedger_Reopen(b *testing.B) {
+	for _, fl := range []struct {
+		name        string
+		sync, array bool
+	}{{"nofreelistsync_map", false, false}, {"freelistsync_map", true, false}, {"nofreelistsync_array", false, true}} {
+		b.Run(fl.name, func(b *testing.B) { benchReopen(b, ledger.WithFreelist(ledger.Options{}, fl.sync, fl.array)) })
+	}
+}
+
+func benchReopen(b *testing.B, base ledger.Options) {
 	n := benchEnv("METER_BENCH_EVENTS", 1_000_000)
-	l, err := ledger.Open(filepath.Join(b.TempDir(), "meter.db"), ledger.Options{NodeID: "r1",
-		QueueSize: 1 << 20, CheckpointEvents: 1 << 40, CheckpointInterval: 1000 * time.Hour})
+	o := base
+	o.NodeID, o.QueueSize, o.CheckpointEvents, o.CheckpointInterval = "r1", 1<<20, 1<<40, 1000*time.Hour
+	l, err := ledger.Open(filepath.Join(b.TempDir(), "meter.db"), o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +63,7 @@ func BenchmarkLedger_Reopen(b *testing.B) {
 	fi, _ := os.Stat(image)
 	b.ResetTimer()
 	start := time.Now()
-	r, err := ledger.Open(image, ledger.Options{})
+	r, err := ledger.Open(image, base)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +75,7 @@ func BenchmarkLedger_Reopen(b *testing.B) {
 	r.Close() // checkpoints the replayed events
 	closeTook := time.Since(start)
 	start = time.Now()
-	r, err = ledger.Open(image, ledger.Options{})
+	r, err = ledger.Open(image, base)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,8 +37,9 @@ type IdempotencyRecord struct {
 // Store is the durable home of accounts, keys, events and counters. The
 // ledger package implements it on bbolt.
 type Store interface {
-	// Append records ev in the next group commit, together with its period
-	// counter, daily aggregate and idempotency record. With wait it returns
+	// Append records ev in the next group commit, with its idempotency
+	// record; its period counter and daily aggregates count it from that
+	// commit on. With wait it returns
 	// once the commit holding ev is durable, with ev.Seq and ev.Node set;
 	// without wait it returns once ev is queued.
 	Append(ctx context.Context, ev *Event, wait bool) error
