@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -275,12 +276,27 @@ func benchEnv(name string, def int) int {
 // points to), so it only measures what a scheme with one fsync per group
 // (an fsynced append-only segment folded into bbolt later) could gain.
 func BenchmarkBolt_FsyncsPerCommit(b *testing.B) {
-	for _, oneSync := range []bool{false, true} {
-		b.Run(map[bool]string{false: "bbolt_two_syncs", true: "one_sync"}[oneSync], func(b *testing.B) {
-			db, err := bolt.Open(filepath.Join(b.TempDir(), "s.db"), 0o600,
+	for _, v := range []struct {
+		name               string
+		oneSync, allocated bool
+	}{{"bbolt_two_syncs", false, false}, {"bbolt_two_syncs_fallocated", false, true}, {"one_sync", true, false}} {
+		oneSync := v.oneSync
+		b.Run(v.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "s.db")
+			db, err := bolt.Open(path, 0o600,
 				&bolt.Options{NoSync: oneSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 			if err != nil {
 				b.Fatal(err)
+			}
+			if v.allocated {
+				f, err := os.OpenFile(path, os.O_RDWR, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := syscall.Fallocate(int(f.Fd()), 0, 0, 1<<30); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
 			}
 			defer db.Close()
 			val := make([]byte, 100)
