@@ -107,20 +107,17 @@ func (l *Ledger) Checkpoint(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The writer may be busy retrying a failed commit for a while: wait
+	// for it without holding l.mu, so Close can still stop it.
 	req := make(chan error, 1)
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return meter.ErrClosed
-	}
 	select {
 	case l.cpReq <- req:
+		return <-req
+	case <-l.quit:
+		return meter.ErrClosed
 	case <-ctx.Done():
-		l.mu.RUnlock()
 		return ctx.Err()
 	}
-	l.mu.RUnlock()
-	return <-req
 }
 
 // CheckpointObserver is optionally implemented by a CommitObserver: it is

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -151,5 +152,46 @@ func putAccount(t *testing.T, l *ledger.Ledger, id string) {
 	t.Helper()
 	if err := l.PutAccount(ctx, meter.Account{ID: id, Name: id, Email: id + "@x.test", Plan: "pro"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLedger_CheckpointDuringStall: while the writer retries a failed
+// group, Checkpoint waits (or gives up with its ctx), and Close still
+// stops the ledger instead of deadlocking with a waiting Checkpoint.
+func TestLedger_CheckpointDuringStall(t *testing.T) {
+	var fail atomic.Bool
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{NodeID: "c1",
+		RetryMax: 20 * time.Millisecond, BeforeCommit: func() error {
+			if fail.Load() {
+				return errors.New("injected commit failure")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	if err := l.Append(ctx, newEvent("a", jan, meter.Denied, false), false); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := l.Checkpoint(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("checkpoint during a stall: %v, want the ctx deadline", err)
+	}
+	waiting := make(chan error, 1)
+	go func() { waiting <- l.Checkpoint(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close deadlocked with a Checkpoint waiting on a stalled writer")
+	}
+	select {
+	case <-waiting: // ErrClosed, or nil if the writer took it after the stall
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting Checkpoint never returned")
 	}
 }
