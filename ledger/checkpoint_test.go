@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -171,9 +172,12 @@ func TestLedger_CheckpointDuringStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	if err := l.Append(ctx, newEvent("a", jan, meter.Denied, false), false); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the writer holds a failed group", func() error {
+		if err := l.Append(ctx, newEvent("a", jan, meter.Denied, false), false); !errors.Is(err, ledger.ErrUnavailable) {
+			return fmt.Errorf("async append: %v", err)
+		}
+		return nil
+	})
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if err := l.Checkpoint(short); !errors.Is(err, context.DeadlineExceeded) {
