@@ -67,7 +67,10 @@ func classify(err error) *apiError {
 		return newError(http.StatusForbidden, "limit_reached", err.Error())
 	case errors.Is(err, meter.ErrDiskFull):
 		return newError(http.StatusServiceUnavailable, "disk_full",
-			"the ledger's disk is below its free-space floor; writes resume when space returns")
+			"the ledger's disk is full or below its free-space floor; writes resume when space returns")
+	case errors.Is(err, meter.ErrUnavailable):
+		return newError(http.StatusServiceUnavailable, "ledger_unavailable",
+			"the ledger cannot commit right now; nothing was counted, retry shortly")
 	case errors.Is(err, meter.ErrOverloaded):
 		return newError(http.StatusServiceUnavailable, "overloaded", "the ledger is busy; retry shortly")
 	case errors.Is(err, meter.ErrBillingBusy):

@@ -119,6 +119,9 @@ func (s *gwServer) quota(account string) meter.Quota {
 // events returns every event of account in the ledger, oldest first.
 func (s *gwServer) events(account string) []meter.Event {
 	s.tb.Helper()
+	if err := s.Ledger.Flush(context.Background()); err != nil {
+		s.tb.Fatalf("flush: %v", err)
+	}
 	all, err := s.Ledger.EventsAfter(context.Background(), 0, 1<<20)
 	if err != nil {
 		s.tb.Fatalf("events: %v", err)

@@ -203,9 +203,13 @@ func (s *TestServer) MustReopen(tb testing.TB) *TestServer {
 	return openServer(tb, s.cfg)
 }
 
-// LastSeq is the ledger's newest event sequence.
+// LastSeq is the ledger's newest event sequence, once denials (which are
+// answered before their commit) are written.
 func (s *TestServer) LastSeq(tb testing.TB) uint64 {
 	tb.Helper()
+	if err := s.Ledger.Flush(context.Background()); err != nil {
+		tb.Fatalf("flush: %v", err)
+	}
 	seq, err := s.Ledger.LastSeq(context.Background())
 	if err != nil {
 		tb.Fatalf("last seq: %v", err)

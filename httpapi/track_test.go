@@ -285,6 +285,9 @@ func TestTrack_Concurrency(t *testing.T) {
 	if u := s.MustUsage(t, "acct_race"); u.APICalls != 1000 || u.DeniedCalls != 2000 {
 		t.Errorf("usage %+v, want 1000 calls and 2000 denied", u)
 	}
+	if err := s.Ledger.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	events, err := s.Ledger.EventsAfter(context.Background(), 0, 10_000)
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,10 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/binary"
-	"sort"
 	"time"
 
 	"github.com/meterd/meterd/meter"
-	bolt "go.etcd.io/bbolt"
 )
 
 // aggCodecV1 is the usage layout and the first counter layout;
@@ -102,134 +99,4 @@ func decodeCounter(account string, period time.Time, b []byte) meter.Counter {
 		c.UnpricedOverage = c.Overage
 	}
 	return c
-}
-
-// deltas accumulates one group commit's changes to counters and
-// aggregates, so each key is read and written once per commit rather than
-// once per event. Map keys are structs, not encoded bytes, so adding an
-// event allocates nothing once its keys exist.
-type deltas struct {
-	counters map[counterK]*meter.Counter
-	daily    map[dailyK]*meter.Usage
-	acct     map[acctK]*meter.Usage
-	total    map[uint32]*meter.Usage
-	plan     map[planK]*meter.Usage
-}
-
-type counterK struct {
-	account string
-	period  int64
-}
-
-type acctK struct {
-	account string
-	day     uint32
-}
-
-type dailyK struct {
-	acctK
-	endpoint, method string
-}
-
-func newDeltas() *deltas {
-	return &deltas{counters: map[counterK]*meter.Counter{}, daily: map[dailyK]*meter.Usage{},
-		acct: map[acctK]*meter.Usage{}, total: map[uint32]*meter.Usage{},
-		plan: map[planK]*meter.Usage{}}
-}
-
-func (d *deltas) addEvent(ev *meter.Event) {
-	ck := counterK{ev.AccountID, ev.PeriodStart.Unix()}
-	c := d.counters[ck]
-	if c == nil {
-		c = &meter.Counter{AccountID: ev.AccountID, PeriodStart: ev.PeriodStart}
-		d.counters[ck] = c
-	}
-	c.Count(ev)
-	ak := acctK{ev.AccountID, dayNumber(ev.Time)}
-	usageOf(d.daily, dailyK{ak, ev.Endpoint, ev.Method}).AddEvent(ev)
-	usageOf(d.acct, ak).AddEvent(ev)
-	usageOf(d.total, ak.day).AddEvent(ev)
-	if ev.Plan != "" {
-		usageOf(d.plan, planK{ev.Plan, ak.day}).AddEvent(ev)
-	}
-}
-
-func usageOf[K comparable](m map[K]*meter.Usage, k K) *meter.Usage {
-	u := m[k]
-	if u == nil {
-		u = &meter.Usage{}
-		m[k] = u
-	}
-	return u
-}
-
-// keyed is one stored record to merge a delta into: usage for aggregates,
-// counter for period counters.
-type keyed struct {
-	key     []byte
-	usage   *meter.Usage
-	counter *meter.Counter
-}
-
-// apply merges the deltas into the stored records, in key order (bbolt
-// writes sorted keys most cheaply).
-func (d *deltas) apply(tx *bolt.Tx) error {
-	usage := tx.Bucket(bucketUsage)
-	if err := d.applyCounters(usage); err != nil {
-		return err
-	}
-	daily := make([]keyed, 0, len(d.daily))
-	for k, u := range d.daily {
-		daily = append(daily, keyed{key: dailyKey(k.account, k.day, k.endpoint, k.method), usage: u})
-	}
-	acct := make([]keyed, 0, len(d.acct))
-	for k, u := range d.acct {
-		acct = append(acct, keyed{key: dailyAcctKey(k.account, k.day), usage: u})
-	}
-	total := make([]keyed, 0, len(d.total))
-	for day, u := range d.total {
-		total = append(total, keyed{key: binary.BigEndian.AppendUint32(nil, day), usage: u})
-	}
-	for _, set := range []struct {
-		b    []byte
-		recs []keyed
-	}{{bucketUsage, append(daily, acct...)}, {bucketDailyTotal, total}, {bucketPlanDaily, d.planRecords()}} {
-		if err := mergeUsage(tx.Bucket(set.b), set.recs); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d *deltas) applyCounters(b *bolt.Bucket) error {
-	recs := make([]keyed, 0, len(d.counters))
-	for _, c := range d.counters {
-		recs = append(recs, keyed{key: counterKey(c.AccountID, c.PeriodStart), counter: c})
-	}
-	sortKeyed(recs)
-	for _, r := range recs {
-		delta := r.counter
-		cur := decodeCounter(delta.AccountID, delta.PeriodStart, b.Get(r.key))
-		cur.Add(*delta)
-		if err := b.Put(r.key, encodeCounter(&cur)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func mergeUsage(b *bolt.Bucket, recs []keyed) error {
-	sortKeyed(recs)
-	for _, r := range recs {
-		cur := decodeUsage(b.Get(r.key))
-		cur.Add(*r.usage)
-		if err := b.Put(r.key, encodeUsage(&cur)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sortKeyed(recs []keyed) {
-	sort.Slice(recs, func(i, j int) bool { return bytes.Compare(recs[i].key, recs[j].key) < 0 })
 }

@@ -15,7 +15,7 @@ import (
 // waiting for the commit that holds its event) from 64 producers, the
 // shape of 64 concurrent HTTP connections.
 func BenchmarkLedger_Append(b *testing.B) {
-	for _, accounts := range []int64{1, 64, 1000} {
+	for _, accounts := range []int64{1, 64, 1000, 100000} {
 		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) { benchAppend(b, accounts) })
 	}
 }

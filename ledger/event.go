@@ -60,3 +60,10 @@ func (l *Ledger) SetCursor(ctx context.Context, name string, seq uint64) error {
 		return tx.Bucket(bucketCursors).Put([]byte(name), seqKey(seq))
 	})
 }
+
+// Flush returns once every write queued before it is committed: the
+// answered-but-unwritten writes of async mode and of denials. It fails
+// with the writer's error while the writer retries a failed commit.
+func (l *Ledger) Flush(ctx context.Context) error {
+	return l.update(ctx, func(*bolt.Tx) error { return nil })
+}

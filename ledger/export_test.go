@@ -1,10 +1,17 @@
 package ledger
 
-// SetBeforeCommitFn installs a fault hook the writer calls inside each
-// transaction just before commit; a non-nil error aborts the commit. Tests
-// only.
+// SetBeforeCommitFn swaps the fault hook (Options.BeforeCommit) while the
+// writer runs; nil removes it. Tests only.
 func (l *Ledger) SetBeforeCommitFn(fn func() error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.beforeCommitFn = fn
+	if fn == nil {
+		l.beforeCommit.Store(nil)
+		return
+	}
+	l.beforeCommit.Store(&fn)
+}
+
+// WithFreelist sets the bbolt freelist knobs benchmarks compare.
+func WithFreelist(o Options, sync, array bool) Options {
+	o.freelistSync, o.freelistArray = sync, array
+	return o
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"io"
 	"os"
 )
@@ -92,4 +93,23 @@ func readMeta(r io.ReaderAt, off int64) (metaInfo, error) {
 		return metaInfo{}, fmt.Errorf("implausible page size %d", m.pageSize)
 	}
 	return m, nil
+}
+
+// boltOptions is how the ledger opens bbolt (figures in BENCHMARKS.md):
+// the free-page list is not written with every commit (NoFreelistSync) —
+// it was a page or more of every small commit, ~100 pages on a large
+// file — and bbolt rebuilds it by walking the file's pages at open
+// instead; the hashmap freelist keeps allocation cheap however many free
+// pages that walk finds.
+func boltOptions(opts Options) *bolt.Options {
+	o := &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		InitialMmapSize: opts.InitialMmapSize,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  !opts.freelistSync,
+	}
+	if opts.freelistArray {
+		o.FreelistType = bolt.FreelistArrayType
+	}
+	return o
 }

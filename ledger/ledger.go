@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,12 +24,9 @@ var (
 	_ meter.EventLog = (*Ledger)(nil)
 )
 
-// magic marks a bbolt file as a meterd ledger; format is bumped on any
-// incompatible change of the layout.
-const (
-	magic  = "meterd-ledger"
-	format = "1"
-)
+// magic marks a bbolt file as a meterd ledger; its layout version is
+// meta "format" (format.go).
+const magic = "meterd-ledger"
 
 // Bucket names. Keys are big-endian wherever order matters, so a cursor
 // walks them in time order.
@@ -75,12 +74,45 @@ type Options struct {
 	// FreeSpace reports the bytes free for the directory at path (default:
 	// statfs). Tests fake it.
 	FreeSpace func(path string) (uint64, error)
+	// BeforeCommit is the fault-injection seam: if set, the writer calls
+	// it inside every write transaction just before commit, and a non-nil
+	// error fails that commit exactly as a storage error would (wrap
+	// syscall.ENOSPC or syscall.EIO to pick the class). Tests only.
+	BeforeCommit func() error
+	// BeforeCheckpoint is the same seam for checkpoint transactions.
+	BeforeCheckpoint func() error
+	// RetryMax caps the backoff between retries of a failed group that
+	// holds answered (async) writes (default 2s; the first retry waits
+	// 10ms and each next one twice as long).
+	RetryMax time.Duration
+	// Logger receives the writer's failure and recovery lines (default
+	// slog.Default()).
+	Logger *slog.Logger
+	// CheckpointEvents and CheckpointInterval say when the writer folds
+	// the in-memory counters and aggregates into the file (checkpoint.go):
+	// after this many events (default 100,000) or this long with any
+	// (default 30s), whichever comes first. They bound the events Open
+	// replays after a crash.
+	CheckpointEvents   int
+	CheckpointInterval time.Duration
+
+	// freelistSync writes bbolt's free-page list with every commit (off by
+	// default; benchmarks compare). freelistArray picks bbolt's array
+	// freelist instead of the hashmap one.
+	freelistSync, freelistArray bool
 }
 
 // CommitObserver receives one call per group commit, from the writer
 // goroutine: keep it cheap.
 type CommitObserver interface {
 	ObserveCommit(ops int, took time.Duration, err error)
+}
+
+// RetryObserver is optionally implemented by a CommitObserver: it is told
+// each time the writer retries a failed group that holds answered writes
+// (pending of them), and with pending 0 once the group is committed.
+type RetryObserver interface {
+	ObserveCommitRetry(pending int, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -99,6 +131,18 @@ func (o *Options) setDefaults() {
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = 1 << 30
 	}
+	if o.CheckpointEvents <= 0 {
+		o.CheckpointEvents = 100_000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
 // Ledger is the bbolt-backed store. Create it with Open; Close it once.
@@ -109,6 +153,7 @@ type Ledger struct {
 	opts Options
 
 	queue chan *op
+	cpReq chan chan error // Checkpoint's requests to the writer
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -120,8 +165,27 @@ type Ledger struct {
 	// lastSeq is owned by the writer goroutine; published for readers.
 	lastSeq atomic.Uint64
 
-	// Fault hooks for tests: called by the writer around a commit.
-	beforeCommitFn func() error
+	// beforeCommit is the fault-injection seam (Options.BeforeCommit),
+	// swappable while the writer runs.
+	beforeCommit atomic.Pointer[func() error]
+
+	// beforeCheckpoint is the same seam for checkpoint transactions.
+	beforeCheckpoint atomic.Pointer[func() error]
+
+	// aggMu guards the in-memory aggregates (overlay.go): live holds the
+	// events committed since the last checkpoint began, folding the ones a
+	// checkpoint is writing (nil between checkpoints). The writer takes
+	// it exclusively after each commit; readers hold it shared across
+	// their read transaction, so stored rows and deltas match.
+	aggMu   sync.RWMutex
+	live    *aggs
+	folding *aggs
+	// lastCheckpoint is owned by the writer goroutine.
+	lastCheckpoint time.Time
+
+	// stall, while set, is the error new writes get: the writer is
+	// retrying a failed group of answered writes (retry.go).
+	stall atomic.Pointer[error]
 
 	// disk caches the free-space probe of the disk floor (diskspace.go).
 	disk diskProbe
@@ -135,11 +199,7 @@ func Open(path string, opts Options) (*Ledger, error) {
 	if err := precheck(path); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		InitialMmapSize: opts.InitialMmapSize,
-		FreelistType:    bolt.FreelistMapType,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)
 	}
@@ -147,11 +207,22 @@ func Open(path string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
 	}
 	l := &Ledger{db: db, path: path, opts: opts,
-		queue: make(chan *op, opts.QueueSize), quit: make(chan struct{}), done: make(chan struct{})}
+		queue: make(chan *op, opts.QueueSize), cpReq: make(chan chan error), quit: make(chan struct{}), done: make(chan struct{})}
+	if opts.BeforeCommit != nil {
+		l.beforeCommit.Store(&opts.BeforeCommit)
+	}
+	if opts.BeforeCheckpoint != nil {
+		l.beforeCheckpoint.Store(&opts.BeforeCheckpoint)
+	}
 	if err := l.init(opts.NodeID); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := l.replay(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	l.lastCheckpoint = time.Now()
 	go l.run()
 	return l, nil
 }
@@ -173,16 +244,21 @@ func (l *Ledger) init(nodeID string) error {
 			if err := meta.Put([]byte("magic"), []byte(magic)); err != nil {
 				return err
 			}
-			if err := meta.Put([]byte("format"), []byte(format)); err != nil {
+			if err := meta.Put(metaFormat, []byte(strconv.Itoa(formatCurrent))); err != nil {
 				return err
 			}
+			if err := meta.Put(metaCheckpointSeq, seqKey(0)); err != nil {
+				return err
+			}
+		}
+		if err := upgradeFormat(meta); err != nil {
+			return err
 		}
 		node, err := resolveNode(meta, nodeID)
 		if err != nil {
 			return err
 		}
 		l.node = epochNode(meta, node)
-		l.lastSeq.Store(getUint64(meta.Get([]byte("last_seq"))))
 		return nil
 	})
 }
@@ -202,10 +278,7 @@ func checkOwnership(tx *bolt.Tx) error {
 	if string(meta.Get([]byte("magic"))) != magic {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if f := string(meta.Get([]byte("format"))); f != format {
-		return fmt.Errorf("%w: unsupported format %q (want %q)", ErrCorrupt, f, format)
-	}
-	return nil
+	return checkFormat(meta)
 }
 
 // resolveNode picks the node id: the flag if given (and remembers it),

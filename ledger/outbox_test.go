@@ -54,6 +54,10 @@ func TestLedger_Outbox_ExactlyOncePerCrossing(t *testing.T) {
 	l, m = openNoticeMeter(t, path, now)
 	defer l.Close()
 	trackN(t, m, "acme", 300) // 100 % at call 1000, first denial at 1001
+	// Denials are answered before their commit: wait for it.
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	ns, err := l.Notices(ctx, 0, 100)
 	if err != nil {
 		t.Fatal(err)

@@ -9,9 +9,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Per-plan daily totals: every call is also added, in the commit that
-// holds it, to plan\0 day in bucketPlanDaily, under the plan in force when
-// it was decided. They make the console's calls-by-plan chart a read of
+// Per-plan daily totals: every call is also added to the in-memory
+// aggregates under the plan in force when it was decided, and a checkpoint
+// writes them to plan\0 day in bucketPlanDaily (overlay.go). The plan is
+// not part of the stored event record, so calls replayed at open after a
+// crash (those after the last checkpoint) have no plan and show in the
+// chart's "other" column; the all-account totals still count them. They make the console's calls-by-plan chart a read of
 // plans x days records, whatever the number of accounts. Ledgers written
 // before these totals existed simply have no rows for those days; the
 // daily_total bucket still has them.
@@ -26,9 +29,9 @@ func planDailyKey(plan string, day uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(append(b, plan...), 0), day)
 }
 
-func (d *deltas) planRecords() []keyed {
-	out := make([]keyed, 0, len(d.plan))
-	for k, u := range d.plan {
+func (a *aggs) planRecords() []keyed {
+	out := make([]keyed, 0, len(a.plan))
+	for k, u := range a.plan {
 		out = append(out, keyed{key: planDailyKey(k.plan, k.day), usage: u})
 	}
 	return out
@@ -49,7 +52,14 @@ func (l *Ledger) PlanDailyUsage(ctx context.Context, plans []string, from, to ti
 		}
 		out[p] = days
 	}
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.viewAggs(ctx, func(tx *bolt.Tx, deltas []*aggs) error {
+		for _, a := range deltas {
+			for k, u := range a.plan {
+				if days, ok := out[k.plan]; ok && k.day >= first && k.day <= last {
+					days[k.day-first].Usage.Add(*u)
+				}
+			}
+		}
 		b := tx.Bucket(bucketPlanDaily)
 		if b == nil {
 			return nil
@@ -62,7 +72,7 @@ func (l *Ledger) PlanDailyUsage(ctx context.Context, plans []string, from, to ti
 				if d > last {
 					break
 				}
-				out[p][d-first].Usage = decodeUsage(v)
+				out[p][d-first].Usage.Add(decodeUsage(v))
 			}
 		}
 		return nil

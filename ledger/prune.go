@@ -78,6 +78,10 @@ type PruneReport struct {
 func (l *Ledger) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	opts.setDefaults()
 	rep := PruneReport{Cutoff: meter.DayOf(opts.Now().Add(-opts.Retention))}
+	// Events after the checkpoint are kept for replay: cover them first.
+	if err := l.Checkpoint(ctx); err != nil {
+		return rep, fmt.Errorf("prune: %w", err)
+	}
 	if err := l.pruneEvents(ctx, opts, &rep); err != nil {
 		return rep, fmt.Errorf("prune events: %w", err)
 	}
@@ -112,6 +116,11 @@ func (l *Ledger) pruneEvents(ctx context.Context, opts PruneOptions, rep *PruneR
 // It runs inside the writer's transaction: it fails only on storage errors.
 func pruneEventBatch(tx *bolt.Tx, opts PruneOptions, rep *PruneReport) (int, bool, error) {
 	limit, holder := exportedUpTo(tx.Bucket(bucketCursors), opts.Cursors)
+	// Events after the last checkpoint are what Open replays into the
+	// counters and aggregates: they stay until a checkpoint covers them.
+	if cp := checkpointSeq(tx); cp < limit {
+		limit, holder = cp, "checkpoint"
+	}
 	events := tx.Bucket(bucketEvents)
 	var keys [][]byte
 	done := true

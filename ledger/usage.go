@@ -22,7 +22,22 @@ func (l *Ledger) DailyUsage(ctx context.Context, account string, from, to time.T
 	for d := first; d <= last; d++ {
 		out = append(out, meter.DailyUsage{Day: dayTime(d)})
 	}
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.viewAggs(ctx, func(tx *bolt.Tx, deltas []*aggs) error {
+		for _, d := range deltas {
+			days := d.total
+			if account != "" {
+				if x := d.accounts[account]; x != nil {
+					days = x.daily
+				} else {
+					days = nil
+				}
+			}
+			for day, u := range days {
+				if day >= first && day <= last {
+					out[day-first].Usage.Add(*u)
+				}
+			}
+		}
 		bucket, prefix := tx.Bucket(bucketUsage), kindPrefix(account, kindDaily)
 		if account == "" {
 			bucket, prefix = tx.Bucket(bucketDailyTotal), nil
@@ -33,7 +48,7 @@ func (l *Ledger) DailyUsage(ctx context.Context, account string, from, to time.T
 			if d > last {
 				break
 			}
-			out[d-first].Usage = decodeUsage(v)
+			out[d-first].Usage.Add(decodeUsage(v))
 		}
 		return nil
 	})
@@ -46,21 +61,32 @@ func (l *Ledger) EndpointUsage(ctx context.Context, account string, from, to tim
 	first, last := dayNumber(from), dayNumber(to)
 	sums := map[string]*meter.EndpointUsage{}
 	prefix := kindPrefix(account, kindEndpoint)
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	add := func(name string, u meter.Usage) {
+		e := sums[name]
+		if e == nil {
+			endpoint, method, _ := strings.Cut(name, "\x00")
+			e = &meter.EndpointUsage{Endpoint: endpoint, Method: method}
+			sums[name] = e
+		}
+		e.Add(u)
+	}
+	err := l.viewAggs(ctx, func(tx *bolt.Tx, deltas []*aggs) error {
+		for _, d := range deltas {
+			if x := d.accounts[account]; x != nil {
+				for k, u := range x.ends {
+					if k.day >= first && k.day <= last {
+						add(k.endpoint+"\x00"+k.method, *u)
+					}
+				}
+			}
+		}
 		c := tx.Bucket(bucketUsage).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint32(prefix, first)); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 			rest := k[len(prefix):]
 			if len(rest) < 4 || binary.BigEndian.Uint32(rest) > last {
 				break
 			}
-			name := string(rest[4:])
-			e := sums[name]
-			if e == nil {
-				endpoint, method, _ := strings.Cut(name, "\x00")
-				e = &meter.EndpointUsage{Endpoint: endpoint, Method: method}
-				sums[name] = e
-			}
-			e.Add(decodeUsage(v))
+			add(string(rest[4:]), decodeUsage(v))
 		}
 		return nil
 	})

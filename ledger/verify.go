@@ -16,7 +16,7 @@ import (
 // Kinds of Problem a verification can report.
 const (
 	ProblemSeqGap         = "seq_gap"               // events missing between two sequences
-	ProblemLastSeq        = "last_seq"              // meta last_seq is not the newest event
+	ProblemLastSeq        = "last_seq"              // meta last_seq is past the newest event
 	ProblemCounter        = "counter_mismatch"      // a period counter differs from its events
 	ProblemDaily          = "daily_mismatch"        // an account's daily row differs from its events
 	ProblemEndpointSum    = "endpoint_sum_mismatch" // per-endpoint rows do not add up to the daily row
@@ -106,6 +106,11 @@ func (r *VerifyReport) add(p Problem) {
 // the report, not an error; errors are I/O failures and ctx.
 func (l *Ledger) Verify(ctx context.Context) (VerifyReport, error) {
 	start := time.Now()
+	if l.cpReq != nil { // a live ledger: compare every event so far
+		if err := l.Checkpoint(ctx); err != nil {
+			return VerifyReport{}, fmt.Errorf("verify: %w", err)
+		}
+	}
 	var v *verifier
 	var err error
 	for range verifyAttempts {
@@ -200,6 +205,24 @@ type verifier struct {
 	// at snapshot usageStart, so a day touched since cannot be compared.
 	dayTotal   map[uint32]*meter.Usage
 	usageStart uint64
+
+	// Stored counters and aggregates cover the events up to the
+	// checkpoint (checkpoint.go); later ones wait in pending until a
+	// transaction's checkpoint covers them. snap is the checkpoint of the
+	// latest transaction: the point the rows it read summarise.
+	pending []meter.Event
+	snap    uint64
+}
+
+// counterK and acctK name the counters and daily rows Verify tallies.
+type counterK struct {
+	account string
+	period  int64
+}
+
+type acctK struct {
+	account string
+	day     uint32
 }
 
 type counterTally struct {
@@ -246,17 +269,30 @@ func (v *verifier) scanEvents(ctx context.Context, l *Ledger) error {
 
 // catchUp tallies the events committed since the last read, inside the
 // transaction about to compare records, and returns its snapshot: the
-// records it reads summarise exactly the events tallied.
+// checkpoint its records summarise, which covers exactly the events
+// tallied.
 func (v *verifier) catchUp(tx *bolt.Tx) (uint64, error) {
 	if _, err := v.readEvents(tx, -1); err != nil {
 		return 0, err
 	}
-	return v.rep.LastSeq, nil
+	return v.snap, nil
+}
+
+// settle tallies the pending events that tx's checkpoint covers.
+func (v *verifier) settle(tx *bolt.Tx) {
+	v.snap = checkpointSeq(tx)
+	n := 0
+	for n < len(v.pending) && v.pending[n].Seq <= v.snap {
+		v.tally(&v.pending[n])
+		n++
+	}
+	v.pending = v.pending[n:]
 }
 
 // readEvents tallies up to limit events (all if limit < 0) from v.next on
 // and reports whether it reached the last one.
 func (v *verifier) readEvents(tx *bolt.Tx, limit int) (bool, error) {
+	v.settle(tx)
 	c := tx.Bucket(bucketEvents).Cursor()
 	k, val := c.Seek(seqKey(v.next))
 	if !v.started {
@@ -280,7 +316,12 @@ func (v *verifier) readEvents(tx *bolt.Tx, limit int) (bool, error) {
 		if err != nil {
 			v.rep.add(Problem{Kind: ProblemUndecodable, At: fmt.Sprint(seq), Message: "event: " + err.Error()})
 		} else {
-			v.tally(tx, &ev)
+			v.requireAccount(tx, ev.AccountID, "event "+fmt.Sprint(seq))
+			if seq <= v.snap {
+				v.tally(&ev)
+			} else {
+				v.pending = append(v.pending, ev)
+			}
 		}
 		v.next, v.rep.LastSeq = seq+1, seq
 		v.rep.Events++
@@ -317,21 +358,22 @@ func (v *verifier) start(tx *bolt.Tx, k, val []byte) {
 	}
 }
 
+// checkLastSeq: meta last_seq is written by checkpoints, so it may trail
+// the last event but never pass it.
 func (v *verifier) checkLastSeq(tx *bolt.Tx) {
-	meta := getUint64(tx.Bucket(bucketMeta).Get([]byte("last_seq")))
-	if v.rep.Events == 0 || meta == v.rep.LastSeq || v.lastSeqBad {
+	meta := getUint64(tx.Bucket(bucketMeta).Get(metaLastSeq))
+	if v.rep.Events == 0 || meta <= v.rep.LastSeq || v.lastSeqBad {
 		return
 	}
 	v.lastSeqBad = true
 	v.rep.add(Problem{Kind: ProblemLastSeq, At: fmt.Sprint(meta),
-		Message: fmt.Sprintf("meta last_seq is %d but the last event is %d", meta, v.rep.LastSeq)})
+		Message: fmt.Sprintf("meta last_seq is %d, past the last event %d", meta, v.rep.LastSeq)})
 }
 
 func (v *verifier) checkable(t time.Time) bool { return v.checkAll || !t.Before(v.horizon) }
 
 // tally adds one event to the expected counter and daily row.
-func (v *verifier) tally(tx *bolt.Tx, ev *meter.Event) {
-	v.requireAccount(tx, ev.AccountID, "event "+fmt.Sprint(ev.Seq))
+func (v *verifier) tally(ev *meter.Event) {
 	day := dayNumber(ev.Time)
 	v.dayTouch[day] = ev.Seq
 	if v.checkable(ev.PeriodStart) {

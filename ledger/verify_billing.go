@@ -23,7 +23,7 @@ type LatePeriod struct {
 // scanLateCalls lists the finalized periods with late, unbilled overage
 // (meter.LateCalls), in one read of the billing states.
 func (v *verifier) scanLateCalls(ctx context.Context, l *Ledger) error {
-	return l.view(ctx, func(tx *bolt.Tx) error {
+	return l.viewAggs(ctx, func(tx *bolt.Tx, deltas []*aggs) error {
 		states, usage := tx.Bucket(bucketBillState), tx.Bucket(bucketUsage)
 		if states == nil {
 			return nil
@@ -36,6 +36,9 @@ func (v *verifier) scanLateCalls(ctx context.Context, l *Ledger) error {
 			period := time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC()
 			account := string(k[8 : len(k)-1])
 			c := decodeCounter(account, period, usage.Get(counterKey(account, period)))
+			for _, d := range deltas { // events after the last checkpoint
+				c.Add(d.counter(account, period))
+			}
 			if n := meter.LateCalls(c, st); n > 0 {
 				v.rep.LateCalls = append(v.rep.LateCalls, LatePeriod{Account: account, PeriodStart: period, Calls: n})
 			}

@@ -58,3 +58,24 @@ func SetMetaLastSeq(path string, seq uint64) error {
 	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte("last_seq"), seqKey(seq)) })
 	return errors.Join(err, db.Close())
 }
+
+// SetMetaFormat stores a raw layout version in a closed ledger file.
+func SetMetaFormat(path, format string) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte(format)) })
+	return errors.Join(err, db.Close())
+}
+
+// MetaFormat reads the stored layout version of a closed ledger file.
+func MetaFormat(path string) (string, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	var f string
+	err = db.View(func(tx *bolt.Tx) error { f = string(tx.Bucket(bucketMeta).Get(metaFormat)); return nil })
+	return f, errors.Join(err, db.Close())
+}

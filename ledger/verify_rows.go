@@ -27,7 +27,7 @@ import (
 // the scan after it is missed.
 func (v *verifier) scanBucket(ctx context.Context, l *Ledger, name []byte, row func(tx *bolt.Tx, k, val []byte, since uint64)) error {
 	var from []byte
-	since := v.rep.LastSeq
+	since := v.snap
 	for done := false; !done; {
 		err := l.view(ctx, func(tx *bolt.Tx) error {
 			snap, err := v.catchUp(tx)
@@ -70,7 +70,7 @@ type acctScan struct {
 }
 
 func (v *verifier) scanUsage(ctx context.Context, l *Ledger) error {
-	v.usageStart = v.rep.LastSeq
+	v.usageStart = v.snap
 	if err := v.scanBucket(ctx, l, bucketUsage, v.usageRow); err != nil {
 		return err
 	}

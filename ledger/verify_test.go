@@ -168,6 +168,10 @@ func TestLedger_Verify_Corruption(t *testing.T) {
 	}
 	t.Run("counter offline", func(t *testing.T) {
 		l := mustCopyLedger(t, base)
+		// Stored rows only: no deltas in memory for Close to add on top.
+		if err := l.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
 		if err := l.OverwriteCounter(ctx, "b", verifyMarch, 7); err != nil {
 			t.Fatal(err)
 		}

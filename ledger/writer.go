@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -23,28 +22,79 @@ type op struct {
 	done chan error // nil: nobody waits (async append)
 }
 
-var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+// Ops of appends are pooled with their encoding buffer: bbolt holds a
+// value slice only until the commit, so once the writer is done with an
+// op (the waiter woke, or the answered op committed) both are reused.
+// waitPool's ops carry a done channel; answeredPool's do not.
+var (
+	waitPool     = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+	answeredPool = sync.Pool{New: func() any { return &op{} }}
+)
 
 // Append implements meter.Store. With wait it returns once the commit
 // holding ev is durable; ev.Seq and ev.Node are then set.
 func (l *Ledger) Append(ctx context.Context, ev *meter.Event, wait bool) error {
 	ev.Node = l.node
-	val := encodeEvent(make([]byte, 0, 96+len(ev.AccountID)+len(ev.Endpoint)+len(ev.IdempotencyKey)), ev)
-	if !wait {
-		return l.enqueue(&op{ev: ev, val: val})
+	pool := &answeredPool
+	if wait {
+		pool = &waitPool
 	}
-	o := opPool.Get().(*op)
-	o.ev, o.fn, o.val = ev, nil, val
+	o := pool.Get().(*op)
+	o.ev, o.fn, o.val = ev, nil, encodeEvent(o.val[:0], ev)
 	if err := l.enqueue(o); err != nil {
-		opPool.Put(o)
+		o.ev = nil
+		pool.Put(o)
 		return err
+	}
+	if !wait {
+		return nil // the writer recycles o after its commit
 	}
 	// The commit is waited for even if ctx ends: the op is already queued
 	// and its done channel must be drained before the op is reused.
 	err := <-o.done
-	o.ev, o.val = nil, nil
-	opPool.Put(o)
+	o.ev = nil
+	waitPool.Put(o)
 	return err
+}
+
+var _ meter.BatchStore = (*Ledger)(nil)
+
+// AppendAll implements meter.BatchStore: it queues evs in their order, so
+// they commit in that order (a batch's notices reach the outbox in the
+// order they were counted), then waits for every commit. errs[i] is ev[i]'s.
+func (l *Ledger) AppendAll(ctx context.Context, evs []*meter.Event) []error {
+	errs := make([]error, len(evs))
+	ops := make([]*op, len(evs))
+	for i, ev := range evs {
+		ev.Node = l.node
+		o := waitPool.Get().(*op)
+		o.ev, o.fn, o.val = ev, nil, encodeEvent(o.val[:0], ev)
+		if errs[i] = l.enqueue(o); errs[i] != nil {
+			o.ev = nil
+			waitPool.Put(o)
+			continue
+		}
+		ops[i] = o
+	}
+	for i, o := range ops {
+		if o == nil {
+			continue
+		}
+		errs[i] = <-o.done // drained even if ctx ends: the op is queued
+		o.ev = nil
+		waitPool.Put(o)
+	}
+	return errs
+}
+
+// recycle returns committed answered appends to their pool.
+func recycle(batch []*op) {
+	for _, o := range batch {
+		if o.done == nil && o.ev != nil {
+			o.ev = nil
+			answeredPool.Put(o)
+		}
+	}
 }
 
 // update runs fn in the writer's next transaction and waits for it to
@@ -65,6 +115,9 @@ func (l *Ledger) enqueue(o *op) error {
 	// write already queued may have been acknowledged (async), so the
 	// writer commits it; the floor's margin is what it spends.
 	if err := l.checkDiskFloor(); err != nil {
+		return err
+	}
+	if err := l.stalled(); err != nil {
 		return err
 	}
 	l.mu.RLock()
@@ -88,13 +141,29 @@ func (l *Ledger) run() {
 	defer close(l.done)
 	batch := make([]*op, 0, l.opts.MaxBatch)
 	last := 0
+	tick := time.NewTicker(min(l.opts.CheckpointInterval, time.Second))
+	defer tick.Stop()
 	for {
 		select {
+		case req := <-l.cpReq:
+			req <- l.checkpointIfAny()
+		case <-tick.C:
+			if l.checkpointDue() {
+				_ = l.checkpoint() // logged; its deltas stay in memory
+			}
 		case o := <-l.queue:
-			batch = l.linger(l.fill(append(batch[:0], o)), last)
-			batch = l.gather(batch)
+			// gather first, linger second: when an answered write (a
+			// denial, an async call) opens the group and a waiter then
+			// closes it, the waiter's cohort must still get its chance
+			// to join, or a trickle of denials splits sync load into
+			// tiny groups, one fsync each.
+			batch = l.gather(l.fill(append(batch[:0], o)))
+			batch = l.linger(batch, last)
 			last = len(batch)
 			l.commit(batch)
+			if l.checkpointDue() {
+				_ = l.checkpoint()
+			}
 		case <-l.quit:
 			l.drain(batch)
 			return
@@ -168,18 +237,43 @@ func (l *Ledger) fill(batch []*op) []*op {
 	return batch
 }
 
-// drain commits everything queued before Close.
+// drain commits everything queued before Close, then checkpoints so the
+// next Open has nothing to replay.
 func (l *Ledger) drain(batch []*op) {
 	for len(l.queue) > 0 {
 		batch = l.fill(batch[:0])
 		l.commit(batch)
 	}
+	_ = l.checkpointIfAny()
 }
 
 // commit writes one group in one transaction and reports the outcome to
 // every waiter. On failure nothing of the group is stored and the sequence
-// is not advanced.
+// is not advanced: waiters get the error (their calls were never answered,
+// so the meter gives their counts back), and the writes nobody waits for —
+// already answered — are kept and retried until they commit (retry.go).
 func (l *Ledger) commit(batch []*op) {
+	err := l.write(batch)
+	kept := batch[:0]
+	for _, o := range batch {
+		switch {
+		case o.done != nil:
+			o.done <- err
+		case err != nil:
+			kept = append(kept, o)
+		}
+	}
+	if len(kept) > 0 {
+		l.hold(kept, err)
+		return
+	}
+	if err == nil {
+		recycle(batch)
+	}
+}
+
+// write is one attempt at committing batch.
+func (l *Ledger) write(batch []*op) error {
 	start := time.Now()
 	seq := l.lastSeq.Load()
 	err := l.db.Update(func(tx *bolt.Tx) error {
@@ -188,32 +282,30 @@ func (l *Ledger) commit(batch []*op) {
 			return err
 		}
 		seq = next
-		if l.beforeCommitFn != nil {
-			return l.beforeCommitFn()
+		if fn := l.beforeCommit.Load(); fn != nil {
+			return (*fn)()
 		}
 		return nil
 	})
 	if err != nil {
-		err = fmt.Errorf("ledger commit: %w", err)
-		seq = l.lastSeq.Load()
+		err = commitError(err)
 	} else {
 		l.lastSeq.Store(seq)
-	}
-	for _, o := range batch {
-		if o.done != nil {
-			o.done <- err
-		}
+		l.fold(batch)
 	}
 	if obs := l.opts.Observer; obs != nil {
 		obs.ObserveCommit(len(batch), time.Since(start), err)
 	}
+	return err
 }
 
+// applyBatch writes the group's events and idempotency records: nothing
+// else, so a commit's pages are the events' own (counters and aggregates
+// follow in memory, and reach the file at the next checkpoint).
 func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
-	d := newDeltas()
 	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
 	for _, o := range batch {
 		if o.fn != nil {
@@ -238,10 +330,17 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 				return 0, err
 			}
 		}
-		d.addEvent(o.ev)
 	}
-	if err := d.apply(tx); err != nil {
-		return 0, err
+	return seq, nil
+}
+
+// fold adds a committed group's events to the in-memory aggregates.
+func (l *Ledger) fold(batch []*op) {
+	l.aggMu.Lock()
+	defer l.aggMu.Unlock()
+	for _, o := range batch {
+		if o.ev != nil {
+			l.live.add(o.ev)
+		}
 	}
-	return seq, tx.Bucket(bucketMeta).Put([]byte("last_seq"), seqKey(seq))
 }

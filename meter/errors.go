@@ -25,14 +25,19 @@ var (
 	ErrClosed = errors.New("meter closed")
 	// ErrOverloaded: the ledger queue is full; retry shortly.
 	ErrOverloaded = errors.New("ledger queue full")
-	// ErrDiskFull: the ledger's disk is below its free-space floor; writes
+	// ErrDiskFull: the ledger's disk is full (a commit failed with ENOSPC)
+	// or below its free-space floor; writes
 	// are refused (reads keep working) until space returns. It wraps
 	// ErrOverloaded: callers should retry later.
-	ErrDiskFull = fmt.Errorf("%w: disk space below the configured floor", ErrOverloaded)
+	ErrDiskFull = fmt.Errorf("%w: the ledger's disk is full or below its free-space floor", ErrOverloaded)
 	// ErrAccountDeleted: the account is deleted; it can be read, not changed.
 	ErrAccountDeleted = errors.New("account deleted")
 	// ErrLimitReached: a configured resource limit (accounts, keys) is reached.
 	ErrLimitReached = errors.New("resource limit reached")
+	// ErrUnavailable: the store cannot commit (an I/O error other than a
+	// full disk) or is still retrying a failed commit; nothing of the call
+	// was counted. Retry later.
+	ErrUnavailable = errors.New("ledger unavailable")
 )
 
 // ValidationError reports bad input: which field, and what is wrong with it.

@@ -76,6 +76,9 @@ func TestMeter_ConcurrentHardLimit(t *testing.T) {
 	if allowed.Load() != 1000 || denied.Load() != 2000 {
 		t.Fatalf("allowed %d denied %d", allowed.Load(), denied.Load())
 	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	q, _ := m.Quota("free1")
 	c, _ := l.Counter(context.Background(), "free1", q.Period.Start)
 	if q.Calls != 1000 || c.Calls != 1000 || c.Denied != 2000 {

@@ -30,7 +30,7 @@ type Reservation struct {
 }
 
 // Reserve decides c and counts it in memory. A denied call is recorded at
-// once (waiting for its commit unless the meter is async) and its
+// once, without waiting for its commit (see denialWaits), and its
 // Reservation is already finished. An allowed call must be finished with
 // Finish. Errors mean nothing was counted. Reserved calls carry no
 // idempotency id: a gateway sees each request once.
@@ -57,7 +57,7 @@ func (m *Meter) Reserve(ctx context.Context, c Call) (*Reservation, error) {
 		return r, nil
 	}
 	r.done.Store(true)
-	if err := m.appendEvent(ctx, st, ev, !m.async); err != nil {
+	if err := m.appendEvent(ctx, st, ev, !m.async && denialWaits(ev)); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -116,14 +116,19 @@ func (m *Meter) decideEvent(st *accountState, ev *Event, now time.Time, g grant)
 // decision is undone so the call is neither counted nor acknowledged.
 func (m *Meter) appendEvent(ctx context.Context, st *accountState, ev *Event, wait bool) error {
 	if err := m.store.Append(ctx, ev, wait); err != nil {
-		st.mu.Lock()
-		st.undoLocked(ev)
-		st.oweLocked(ev.Notices) // notice.go
-		st.mu.Unlock()
-		m.giveBackUndone(st, ev)
+		m.undoAppend(st, ev)
 		return err
 	}
 	return nil
+}
+
+// undoAppend gives back the count of an event the store refused.
+func (m *Meter) undoAppend(st *accountState, ev *Event) {
+	st.mu.Lock()
+	st.undoLocked(ev)
+	st.oweLocked(ev.Notices) // notice.go
+	st.mu.Unlock()
+	m.giveBackUndone(st, ev)
 }
 
 // BatchCall is one call reported after the fact.
@@ -415,6 +420,19 @@ func (s *accountState) countLocked() (overage bool) {
 // appends are queued together, so they share one or a few group commits,
 // and each one's own outcome is known (a failed commit undoes its count).
 func (m *Meter) appendAll(ctx context.Context, items []batchItem, idx []int) []error {
+	if bs, ok := m.store.(BatchStore); ok {
+		evs := make([]*Event, len(idx))
+		for n, i := range idx {
+			evs[n] = items[i].ev
+		}
+		errs := bs.AppendAll(ctx, evs)
+		for n, i := range idx {
+			if errs[n] != nil {
+				m.undoAppend(items[i].st, items[i].ev)
+			}
+		}
+		return errs
+	}
 	errs := make([]error, len(idx))
 	var wg sync.WaitGroup
 	for n, i := range idx {

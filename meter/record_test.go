@@ -186,6 +186,9 @@ func TestMeter_RecordBatch_NeverDeniesAndStampsTime(t *testing.T) {
 	if res, _ := track(m, "hard"); res.Allowed {
 		t.Errorf("Track after the batch filled the hard limit: allowed")
 	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	evs, err := l.EventsAfter(context.Background(), 0, 10)
 	if err != nil || len(evs) != 7 {
 		t.Fatalf("events: %d %v, want 7", len(evs), err)

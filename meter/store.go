@@ -44,8 +44,9 @@ type IdempotencyRecord struct {
 // Store is the durable home of accounts, keys, events and counters. The
 // ledger package implements it on bbolt.
 type Store interface {
-	// Append records ev in the next group commit, together with its period
-	// counter, daily aggregate and idempotency record. With wait it returns
+	// Append records ev in the next group commit, with its idempotency
+	// record; its period counter and daily aggregates count it from that
+	// commit on. With wait it returns
 	// once the commit holding ev is durable, with ev.Seq and ev.Node set;
 	// without wait it returns once ev is queued.
 	Append(ctx context.Context, ev *Event, wait bool) error
@@ -64,6 +65,15 @@ type Store interface {
 	PutKey(ctx context.Context, k APIKey) error
 	// NodeID is the node id the store stamps on events.
 	NodeID() string
+}
+
+// BatchStore is a Store that can queue several events at once, in order,
+// and wait for them all: a batch's events then commit in the order they
+// were counted. The ledger implements it; the meter falls back to one
+// Append per event otherwise.
+type BatchStore interface {
+	// AppendAll is Append with wait for each of evs; errs[i] is evs[i]'s.
+	AppendAll(ctx context.Context, evs []*Event) []error
 }
 
 // EventLog is the ledger as the exporters see it: events in commit order

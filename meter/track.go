@@ -147,7 +147,9 @@ func (m *Meter) newEvent(c Call, account, keyID string) (*Event, error) {
 
 // record decides the call under the account's lock, then hands the event
 // to the store. If the store fails, the decision is undone: the call is
-// neither counted nor acknowledged.
+// neither counted nor acknowledged. A denial never waits for a commit
+// (denialWaits): a client hammering an exhausted key must not cost an
+// fsync per request.
 func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bool) (Result, error) {
 	now := m.now().UTC()
 	g, err := m.takeAllowance(ctx, st, now)
@@ -155,6 +157,7 @@ func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bo
 		return Result{}, err
 	}
 	res, _ := m.decideEvent(st, ev, now, g)
+	wait = wait && (res.Allowed || denialWaits(ev))
 	if err := m.appendEvent(ctx, st, ev, wait); err != nil {
 		return Result{}, err
 	}
@@ -163,6 +166,13 @@ func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bo
 	}
 	return res, nil
 }
+
+// denialWaits reports whether a denied call waits for its commit: only
+// when it carries an idempotency id, so a retry finds the first answer on
+// disk. Other denials are answered at once; the writer still records each
+// one (neither sampled nor coalesced) and retries a failed commit of them
+// like any answered write, so denied counts stay exact.
+func denialWaits(ev *Event) bool { return ev.IdempotencyKey != "" }
 
 func decisionOf(allowed bool) Decision {
 	if allowed {

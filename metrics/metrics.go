@@ -25,6 +25,8 @@ type Metrics struct {
 	commitSeconds   prometheus.Histogram
 	commitOps       prometheus.Histogram
 	commitErrors    prometheus.Counter
+	commitRetries   prometheus.Counter
+	retryPending    prometheus.Gauge
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -56,7 +58,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meterd_ledger_commit_errors_total", Help: "Ledger group commits that failed (fsync or write errors).",
 		}),
+		commitRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meterd_ledger_commit_retries_total", Help: "Waits before retrying a failed group commit that holds answered writes.",
+		}),
+		retryPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meterd_ledger_retry_pending_writes", Help: "Answered writes held for a retried commit; while above 0 new writes get 503.",
+		}),
 	}
+	reg.MustRegister(m.commitRetries, m.retryPending)
 	reg.MustRegister(m.decisions, m.decisionSeconds, m.requests, m.requestSeconds,
 		m.commitSeconds, m.commitOps, m.commitErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -89,6 +98,14 @@ func (m *Metrics) ObserveCommit(ops int, took time.Duration, err error) {
 	if err != nil {
 		m.commitErrors.Inc()
 	}
+}
+
+// ObserveCommitRetry implements ledger.RetryObserver.
+func (m *Metrics) ObserveCommitRetry(pending int, err error) {
+	if pending > 0 {
+		m.commitRetries.Inc()
+	}
+	m.retryPending.Set(float64(pending))
 }
 
 // RegisterGauge registers a gauge whose value is read at scrape time.

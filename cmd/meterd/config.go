@@ -49,6 +49,7 @@ type Config struct {
 	ConsoleConfig
 	WebhookConfig
 	ClusterConfig
+	LedgerConfig
 }
 
 // bindFlags declares the flags with env-var defaults.
@@ -80,6 +81,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	c.bindConsoleFlags(fs)
 	c.bindWebhookFlags(fs)
 	c.bindClusterFlags(fs)
+	c.bindLedgerFlags(fs)
 }
 
 func (c *Config) validate() error {

@@ -200,7 +200,8 @@ func (m *Main) open(ctx context.Context) error {
 func (m *Main) openLedger(reg prometheus.Registerer, mx *metrics.Metrics) error {
 	c := &m.Config
 	l, err := ledger.Open(filepath.Join(c.DataDir, ledger.FileName), ledger.Options{NodeID: c.NodeID,
-		QueueSize: c.QueueSize, Observer: mx, MinFreeBytes: c.MinFreeBytes})
+		QueueSize: c.QueueSize, Observer: mx, MinFreeBytes: c.MinFreeBytes, Logger: m.log,
+		CheckpointEvents: c.CheckpointEvents, CheckpointInterval: c.CheckpointInterval})
 	if err != nil {
 		return err
 	}
