@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -66,6 +68,13 @@ type Server struct {
 	maxHeader    int
 	router       *mux.Router
 	maintenance  Maintenance
+	// hotTrack and hotAuthz are the hot paths' handlers with their
+	// middleware, served by serveHTTP without the router.
+	hotTrack, hotAuthz http.Handler
+	authzHandler       http.HandlerFunc // set by registerGatewayRoutes
+	// routeObs caches one observer per route name (copy on write).
+	routeObs   atomic.Pointer[map[string]routeObserver]
+	routeObsMu sync.Mutex
 }
 
 // New builds a Server and its routes.
@@ -88,7 +97,7 @@ func New(cfg Config) *Server {
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -109,6 +118,8 @@ func (s *Server) routes() *mux.Router {
 	s.registerAnalyticsRoutes(r)
 	s.registerOpsRoutes(r)
 	s.registerMaintenanceRoutes(r)
+	s.hotTrack = s.instrumentNamed("/v1/track", s.limitHeaders(s.requireService(s.handleTrack)))
+	s.hotAuthz = s.instrumentNamed("/v1/authz", s.limitHeaders(s.authzHandler))
 	return r
 }
 
@@ -151,4 +162,61 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// routeObserver records one request of a known route.
+type routeObserver func(method string, code int, took time.Duration)
+
+// routeObserverSource is an Observer that can do its label lookups once
+// per route (the metrics package does); the Server caches what it returns.
+type routeObserverSource interface {
+	ForRoute(route string) func(method string, code int, took time.Duration)
+}
+
+// routeObserver returns the cached observer of route, making it on first
+// use. Routes are the router's templates plus a few fixed names, so the
+// cache stays small.
+func (s *Server) routeObserver(route string) routeObserver {
+	if m := s.routeObs.Load(); m != nil {
+		if o, ok := (*m)[route]; ok {
+			return o
+		}
+	}
+	o := s.newRouteObserver(route)
+	s.routeObsMu.Lock()
+	defer s.routeObsMu.Unlock()
+	next := map[string]routeObserver{route: o}
+	if old := s.routeObs.Load(); old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	s.routeObs.Store(&next)
+	return o
+}
+
+func (s *Server) newRouteObserver(route string) routeObserver {
+	if src, ok := s.obs.(routeObserverSource); ok {
+		return src.ForRoute(route)
+	}
+	obs := s.obs
+	return func(method string, code int, took time.Duration) { obs.ObserveRequest(route, method, code, took) }
+}
+
+// serveHTTP sends the metering hot paths (/v1/track, /v1/authz) straight
+// to their handlers, wrapped in the same middleware as the router's
+// routes: matching them through the router costs regexps and two context
+// copies per call. Everything else goes to the router.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/track":
+		if r.Method == http.MethodPost {
+			s.hotTrack.ServeHTTP(w, r)
+			return
+		}
+	case "/v1/authz":
+		s.hotAuthz.ServeHTTP(w, r)
+		return
+	}
+	s.router.ServeHTTP(w, r)
 }

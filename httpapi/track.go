@@ -129,16 +129,20 @@ func quotaMessage(res meter.Result) string {
 		res.Limit, res.Plan, res.Reset.Format(time.RFC3339))
 }
 
-// setRateLimitHeaders writes X-RateLimit-* (Limit and Remaining omitted for
-// unlimited plans) and, on a denial, Retry-After in seconds.
-func setRateLimitHeaders(h http.Header, res meter.Result, now time.Time) {
+// setRateLimitHeaders adds X-RateLimit-* (Limit and Remaining omitted for
+// unlimited plans) and, on a denial, Retry-After in seconds to hb.
+func setRateLimitHeaders(hb *headerBatch, res meter.Result, now time.Time) {
 	if !res.Unlimited {
-		h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+		hb.buf = strconv.AppendInt(hb.buf, res.Limit, 10)
+		hb.end(hdrLimit)
+		hb.buf = strconv.AppendInt(hb.buf, res.Remaining, 10)
+		hb.end(hdrRemaining)
 	}
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(res.Reset.Unix(), 10))
+	hb.buf = strconv.AppendInt(hb.buf, res.Reset.Unix(), 10)
+	hb.end(hdrReset)
 	if !res.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(retryAfter(res.Reset, now), 10))
+		hb.buf = strconv.AppendInt(hb.buf, retryAfter(res.Reset, now), 10)
+		hb.end(hdrRetryAfter)
 	}
 }
 

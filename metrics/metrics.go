@@ -25,6 +25,8 @@ type Metrics struct {
 	commitSeconds   prometheus.Histogram
 	commitOps       prometheus.Histogram
 	commitErrors    prometheus.Counter
+	// decisionCounts caches decisions' children by plan and outcome.
+	decisionCounts labelCache[planOutcome, prometheus.Counter]
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -72,7 +74,9 @@ func (m *Metrics) ObserveDecision(plan string, allowed, overage bool, took time.
 	case overage:
 		outcome = "overage"
 	}
-	m.decisions.WithLabelValues(plan, outcome).Inc()
+	m.decisionCounts.get(planOutcome{plan, outcome}, func() prometheus.Counter {
+		return m.decisions.WithLabelValues(plan, outcome)
+	}).Inc()
 	m.decisionSeconds.Observe(took.Seconds())
 }
 
