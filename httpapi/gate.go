@@ -36,6 +36,10 @@ func newGate(m *meter.Meter) *gate {
 		endpoint: func(r *http.Request) string { return r.URL.Path }}
 }
 
+// headerAPIKey is X-API-Key in canonical form: Header.Get with it does
+// not allocate a canonical copy on every call.
+const headerAPIKey = "X-Api-Key"
+
 // keySource says where a request carried its API key, so stripping
 // removes exactly that.
 type keySource uint8
@@ -56,7 +60,7 @@ func (g *gate) findKey(r *http.Request) (string, keySource) {
 			return k, keyInCustomHeader
 		}
 	}
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := r.Header.Get(headerAPIKey); k != "" {
 		return k, keyInAPIKeyHeader
 	}
 	if k := bearer(r); k != "" {
@@ -76,7 +80,7 @@ func (g *gate) strip(h http.Header, u *url.URL, src keySource) {
 	case keyInCustomHeader:
 		h.Del(g.keyHeader)
 	case keyInAPIKeyHeader:
-		h.Del("X-API-Key")
+		h.Del(headerAPIKey)
 	case keyInBearer:
 		h.Del("Authorization")
 	case keyInQuery:

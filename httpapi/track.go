@@ -24,6 +24,8 @@ type trackRequest struct {
 	Status    int      `json:"status"`
 	LatencyMS *float64 `json:"latency_ms"`
 	ID        string   `json:"id"`
+	// latency is where the fast decoder points LatencyMS.
+	latency float64
 }
 
 var errMissingKey = newError(http.StatusUnauthorized, "missing_api_key",
@@ -83,7 +85,7 @@ type quotaExceededBody struct {
 
 func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	var req trackRequest
-	if err := decodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+	if err := decodeTrack(w, r, &req, MaxBodyBytes); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -97,7 +99,8 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeDecision(w, res, newTrackResponse(res))
+	body := newTrackResponse(res)
+	s.writeDecision(w, res, &body)
 }
 
 // track runs the decision and records its measurements.
@@ -111,16 +114,16 @@ func (s *Server) track(r *http.Request, c meter.Call) (meter.Result, error) {
 }
 
 // writeDecision sets the rate-limit headers and answers 200 or 429.
-func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body trackResponse) {
+func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body *trackResponse) {
 	setQuotaHeaders(w.Header(), res, res.Period, s.meter.Now())
 	if res.Allowed {
-		writeJSON(w, http.StatusOK, body)
+		writeTrackJSON(w, http.StatusOK, body)
 		return
 	}
 	var out quotaExceededBody
 	out.Error.Code = "quota_exceeded"
 	out.Error.Message = quotaMessage(res)
-	out.trackResponse = body
+	out.trackResponse = *body
 	writeJSON(w, http.StatusTooManyRequests, out)
 }
 

@@ -96,7 +96,7 @@ func serveLean(b *testing.B, h http.Handler, req *http.Request, body []byte, wan
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rd.Reset(body)
-		req.Body = io.NopCloser(rd)
+		req.Body, req.ContentLength = io.NopCloser(rd), int64(len(body))
 		w.h, w.code, w.n = http.Header{}, 0, 0
 		h.ServeHTTP(w, req)
 		if w.code != want || w.n == 0 && want != http.StatusOK {
