@@ -51,6 +51,13 @@ type Config struct {
 	MaxHeaderBytes int
 	// Maintenance serves the admin backup and verify endpoints (nil: 404).
 	Maintenance Maintenance
+	// MaxInFlight bounds the requests handled at once (0: no bound);
+	// MaxQueue more may wait up to QueueWait for a slot, and the rest are
+	// answered 503 overloaded with Retry-After. /healthz, /readyz and
+	// /metrics are never held back.
+	MaxInFlight int
+	MaxQueue    int
+	QueueWait   time.Duration
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -72,6 +79,10 @@ type Server struct {
 	// middleware, served by serveHTTP without the router.
 	hotTrack, hotAuthz http.Handler
 	authzHandler       http.HandlerFunc // set by registerGatewayRoutes
+	// admit bounds in-flight requests (nil: no bound); busy answers the
+	// ones it refuses.
+	admit *admission
+	busy  http.Handler
 	// routeObs caches one observer per route name (copy on write).
 	routeObs   atomic.Pointer[map[string]routeObserver]
 	routeObsMu sync.Mutex
@@ -93,6 +104,8 @@ func New(cfg Config) *Server {
 		s.maxHeader = 32 << 10
 	}
 	s.router = s.routes()
+	s.admit = newAdmission(cfg.MaxInFlight, cfg.MaxQueue, cfg.QueueWait)
+	s.busy = s.wrap("overloaded", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errBusy) })
 	return s
 }
 
@@ -208,6 +221,13 @@ func (s *Server) newRouteObserver(route string) routeObserver {
 // routes: matching them through the router costs regexps and two context
 // copies per call. Everything else goes to the router.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.admit != nil && !exemptFromAdmission(r.URL.Path) {
+		if !s.admit.acquire(r) {
+			s.busy.ServeHTTP(w, r)
+			return
+		}
+		defer s.admit.release()
+	}
 	switch r.URL.Path {
 	case "/v1/track":
 		if r.Method == http.MethodPost {
