@@ -103,7 +103,9 @@ func TestAdmission(t *testing.T) {
 		addr, key := admissionServer(t, 1, 0, 0)
 		finish := stalledTrack(t, addr, key)
 		resp := waitBusy(t, addr, key)
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != "overloaded" || body.Error.Message == "" {
 			t.Errorf("refusal body %+v (%v), want code overloaded", body, err)
 		}
