@@ -134,9 +134,8 @@ func (m *Main) open(ctx context.Context) error {
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
 		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger,
-		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready:       map[string]httpapi.Readiness{"ledger": m.ledgerReady},
-		MaxInFlight: c.MaxInFlight, MaxQueue: c.MaxQueue, QueueWait: c.QueueWait})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready:   map[string]httpapi.Readiness{"ledger": m.ledgerReady}, MaxInFlight: c.MaxInFlight, MaxQueue: c.MaxQueue, QueueWait: c.QueueWait})
 	if err := m.startExport(ctx, api, reg); err != nil {
 		return err
 	}
