@@ -77,7 +77,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ProxyKeyHeader, "proxy-key-header", env("METER_PROXY_KEY_HEADER", ""), "extra header the proxy reads the API key from, besides X-API-Key and Authorization: Bearer (env METER_PROXY_KEY_HEADER)")
 	fs.StringVar(&c.ProxyKeyQuery, "proxy-key-query", env("METER_PROXY_KEY_QUERY", ""), "query parameter the proxy reads the API key from; empty = none (env METER_PROXY_KEY_QUERY)")
 	fs.BoolVar(&c.ProxyStripKey, "proxy-strip-key", envBool("METER_PROXY_STRIP_KEY", false), "remove the API key from requests forwarded upstream (env METER_PROXY_STRIP_KEY)")
-	fs.IntVar(&c.MaxInFlight, "max-in-flight", envInt("METER_MAX_IN_FLIGHT", 128), "API requests handled at once; past it (and the queue) requests get 503 overloaded with Retry-After; 0 = no bound (env METER_MAX_IN_FLIGHT)")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", envInt("METER_MAX_IN_FLIGHT", 2048), "API requests handled at once; past it (and the queue) requests get 503 overloaded with Retry-After; 0 = no bound (env METER_MAX_IN_FLIGHT)")
 	fs.IntVar(&c.MaxQueue, "max-queue", envInt("METER_MAX_QUEUE", 0), "requests that may wait for an in-flight slot (env METER_MAX_QUEUE)")
 	fs.DurationVar(&c.QueueWait, "queue-wait", envDuration("METER_QUEUE_WAIT", 10*time.Millisecond), "longest a queued request waits for a slot before its 503 (env METER_QUEUE_WAIT)")
 	c.bindBillingFlags(fs)
