@@ -37,7 +37,8 @@ import (
 // METER_BENCH_SECONDS (default 5) is the time per scenario per round,
 // METER_BENCH_ROUNDS (default 3) the rounds, METER_BENCH_ACCOUNTS (default
 // 100000) the seeded accounts, METER_BENCH_DRIVER wrk or loadgen (default:
-// wrk when /usr/bin/wrk exists, else the internal generator). Loopback
+// wrk when /usr/bin/wrk exists, else the internal generator),
+// METER_BENCH_OLD_BIN another meterd binary to compare with. Loopback
 // only; every run is bounded in time.
 func BenchmarkLoad_Scale(b *testing.B) {
 	secs := envIntOr("METER_BENCH_SECONDS", 5)
@@ -77,6 +78,14 @@ func BenchmarkLoad_Scale(b *testing.B) {
 	}
 	if variant != nil {
 		scenarios = append(scenarios, scenario{name: "sync_c1024_variant", t: variant, conns: 1024})
+	}
+	// METER_BENCH_OLD_BIN names another meterd build (say, the commit
+	// before a change) driven in the same rounds, sync and async: a
+	// before/after in one run.
+	if old := os.Getenv("METER_BENCH_OLD_BIN"); old != "" {
+		scenarios = append(scenarios,
+			scenario{name: "old_sync", t: startBinary(b, old, "sync", b.TempDir()), conns: 64},
+			scenario{name: "old_async", t: startBinary(b, old, "async", b.TempDir()), conns: 64})
 	}
 	results := map[string][]loadgen.Result{}
 	for round := range rounds {
@@ -124,6 +133,12 @@ func report(b *testing.B, res map[string][]loadgen.Result, scenarios []scenario,
 	b.ReportMetric(ratio("async", "bare"), "async/bare")
 	b.ReportMetric(ratio("sync_100k", "sync"), "100k/64acct")
 	b.ReportMetric(ratio("sync_c1024", "bare"), "c1024/bare")
+	if _, ok := res["old_sync"]; ok {
+		b.ReportMetric(ratio("sync", "old_sync"), "sync/old_sync")
+		b.ReportMetric(ratio("async", "old_async"), "async/old_async")
+		b.ReportMetric(ratio("old_sync", "bare"), "old_sync/bare")
+		b.ReportMetric(ratio("old_async", "bare"), "old_async/bare")
+	}
 }
 
 func mapRes(rs []loadgen.Result, f func(loadgen.Result) float64) []float64 {
@@ -185,9 +200,13 @@ func startBare(b *testing.B) *loadTarget {
 // startLoadMeterd starts meterd on dir for the rest of the benchmark; on
 // a fresh dir it creates 64 pro accounts with a key each.
 func startLoadMeterd(b *testing.B, mode, dir string, extra ...string) *loadTarget {
+	return startBinary(b, bin, mode, dir, extra...)
+}
+
+func startBinary(b *testing.B, exe, mode, dir string, extra ...string) *loadTarget {
 	addr := freeAddr(b)
 	args := append([]string{"serve", "--data-dir", dir, "--listen", addr, "--durability", mode, "--log-level", "warn"}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "METER_ADMIN_TOKEN="+adminToken)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
