@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,9 @@ type Config struct {
 	MaxInFlight int
 	MaxQueue    int
 	QueueWait   time.Duration
+	// GCPercent is the garbage collector's target (GOGC); the GOGC
+	// environment variable, when set, wins.
+	GCPercent int
 	BillingConfig
 	ExportConfig
 }
@@ -80,6 +84,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", envInt("METER_MAX_IN_FLIGHT", 2048), "API requests handled at once; past it (and the queue) requests get 503 overloaded with Retry-After; 0 = no bound (env METER_MAX_IN_FLIGHT)")
 	fs.IntVar(&c.MaxQueue, "max-queue", envInt("METER_MAX_QUEUE", 0), "requests that may wait for an in-flight slot (env METER_MAX_QUEUE)")
 	fs.DurationVar(&c.QueueWait, "queue-wait", envDuration("METER_QUEUE_WAIT", 10*time.Millisecond), "longest a queued request waits for a slot before its 503 (env METER_QUEUE_WAIT)")
+	fs.IntVar(&c.GCPercent, "gc-percent", envInt("METER_GC_PERCENT", 400), "garbage collector target, as GOGC; the GOGC variable wins when set (env METER_GC_PERCENT)")
 	c.bindBillingFlags(fs)
 	c.bindExportFlags(fs)
 }
@@ -171,4 +176,14 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// applyGC sets the collector's target from GCPercent unless GOGC is set.
+// Measured in issue 12: 400 served ~1.18× the calls of Go's default 100
+// (geometric mean of two interleaved runs in opposite orders), for a heap
+// up to five times the live one (tens of MiB at 100k accounts).
+func (c *Config) applyGC() {
+	if _, set := os.LookupEnv("GOGC"); !set && c.GCPercent > 0 {
+		debug.SetGCPercent(c.GCPercent)
+	}
 }

@@ -73,6 +73,7 @@ func (m *Main) ParseFlags(args []string) error {
 // requests, commit the queue, close the file.
 func (m *Main) Serve(ctx context.Context) error {
 	m.log = newLogger(m.stderr, m.Config.LogLevel, m.Config.LogFormat)
+	m.Config.applyGC()
 	if err := m.open(ctx); err != nil {
 		m.Close()
 		return err
