@@ -34,7 +34,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routeName is the mux route template: metrics are labelled by it, never
 // by the raw path, so ids cannot explode label cardinality. A request the
-// hot-path table served (hotHandler) carries its route in its reqState.
+// hot-path dispatch served (serveHTTP) carries its route in its reqState.
 func routeName(r *http.Request) string {
 	if st := stateFrom(r.Context()); st != nil && st.route != "" {
 		return st.route
