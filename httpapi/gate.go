@@ -180,10 +180,8 @@ func (g *gate) writeDenied(w http.ResponseWriter, resv *meter.Reservation, statu
 	res := resv.Result()
 	setQuotaHeaders(w.Header(), res, resv.Period(), g.meter.Now())
 	w.Header().Set(headerDenied, "quota")
-	var out quotaExceededBody
-	out.Error.Code, out.Error.Message = "quota_exceeded", quotaMessage(res)
-	out.trackResponse = newTrackResponse(res)
-	writeJSON(w, status, out)
+	body := newTrackResponse(res)
+	writeQuotaExceeded(w, status, quotaMessage(res), &body)
 }
 
 // writeError answers err as JSON through classify, the one mapping of

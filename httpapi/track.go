@@ -78,6 +78,7 @@ func newTrackResponse(res meter.Result) trackResponse {
 }
 
 // quotaExceededBody is a 429 answer: the standard error plus the decision.
+// writeQuotaExceeded writes exactly its encoding/json form.
 type quotaExceededBody struct {
 	errorBody
 	trackResponse
@@ -120,11 +121,7 @@ func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body *tr
 		writeTrackJSON(w, http.StatusOK, body)
 		return
 	}
-	var out quotaExceededBody
-	out.Error.Code = "quota_exceeded"
-	out.Error.Message = quotaMessage(res)
-	out.trackResponse = *body
-	writeJSON(w, http.StatusTooManyRequests, out)
+	writeQuotaExceeded(w, http.StatusTooManyRequests, quotaMessage(res), body)
 }
 
 func quotaMessage(res meter.Result) string {

@@ -278,9 +278,35 @@ func writeTrackJSON(w http.ResponseWriter, status int, body *trackResponse) {
 	trackBufs.Put(bp)
 }
 
+// writeQuotaExceeded answers status with a quota denial's body, encoded
+// as json.Encoder would encode quotaExceededBody: a denial stays cheap.
+func writeQuotaExceeded(w http.ResponseWriter, status int, message string, body *trackResponse) {
+	w.Header()["Content-Type"] = contentTypeJSON[:1:1]
+	w.WriteHeader(status)
+	bp := trackBufs.Get().(*[]byte)
+	b := appendQuotaExceeded((*bp)[:0], message, body)
+	w.Write(b)
+	*bp = b
+	trackBufs.Put(bp)
+}
+
+// appendQuotaExceeded appends quotaExceededBody's JSON: the error object,
+// then the decision's fields.
+func appendQuotaExceeded(b []byte, message string, t *trackResponse) []byte {
+	b = append(b, `{"error":{"code":"quota_exceeded","message":`...)
+	b = appendJSONString(b, message)
+	b = append(b, `},`...)
+	return appendTrackFields(b, t)
+}
+
 // appendTrackResponse appends body's JSON (with json.Encoder's newline).
 func appendTrackResponse(b []byte, t *trackResponse) []byte {
-	b = append(b, `{"allowed":`...)
+	return appendTrackFields(append(b, '{'), t)
+}
+
+// appendTrackFields appends t's fields and closes the object.
+func appendTrackFields(b []byte, t *trackResponse) []byte {
+	b = append(b, `"allowed":`...)
 	b = strconv.AppendBool(b, t.Allowed)
 	if t.Duplicate {
 		b = append(b, `,"duplicate":true`...)

@@ -71,7 +71,7 @@ func FuzzTrackDecode(f *testing.F) {
 }
 
 // FuzzTrackEncode: the track encoder writes exactly what json.Encoder
-// writes for the same answer.
+// writes for the same answer, allowed or denied (429).
 func FuzzTrackEncode(f *testing.F) {
 	f.Add(true, false, "acct_1", "pro", int64(100000), true, int64(1775001600), "2026-04-01T00:00:00Z", false, "")
 	f.Add(false, true, "a<b>&\"c\\", "frée\u2028", int64(-1), false, int64(0), "\x00\xff", true, "evt_1")
@@ -90,6 +90,15 @@ func FuzzTrackEncode(f *testing.F) {
 		}
 		if got := appendTrackResponse(nil, &r); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("encoded\n%s\nencoding/json writes\n%s", got, want.Bytes())
+		}
+		var denied quotaExceededBody
+		denied.Error.Code, denied.Error.Message, denied.trackResponse = "quota_exceeded", plan+account, r
+		want.Reset()
+		if err := json.NewEncoder(&want).Encode(denied); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendQuotaExceeded(nil, plan+account, &r); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("encoded denial\n%s\nencoding/json writes\n%s", got, want.Bytes())
 		}
 	})
 }
@@ -126,7 +135,25 @@ func BenchmarkTrackCodec(b *testing.B) {
 			buf = appendTrackResponse(buf[:0], &resp)
 		}
 	})
+	msg := "Monthly limit of 1000 calls on the free plan reached; it resets at 2026-04-01T00:00:00Z. Upgrade to Pro for more calls."
+	b.Run("Encode429/fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = appendQuotaExceeded(buf[:0], msg, &resp)
+		}
+	})
 	var out bytes.Buffer
+	b.Run("Encode429/encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out.Reset()
+			var denied quotaExceededBody
+			denied.Error.Code, denied.Error.Message, denied.trackResponse = "quota_exceeded", msg, resp
+			if err := json.NewEncoder(&out).Encode(denied); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("Encode/encoding_json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
