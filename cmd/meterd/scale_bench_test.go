@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -36,10 +38,13 @@ import (
 //
 // METER_BENCH_SECONDS (default 5) is the time per scenario per round,
 // METER_BENCH_ROUNDS (default 3) the rounds, METER_BENCH_ACCOUNTS (default
-// 100000) the seeded accounts, METER_BENCH_DRIVER wrk or loadgen (default:
-// wrk when /usr/bin/wrk exists, else the internal generator),
-// METER_BENCH_OLD_BIN another meterd binary to compare with. Loopback
-// only; every run is bounded in time.
+// 100000) the seeded accounts, METER_BENCH_DAYS (default 1) the days of
+// calls each has (30 makes the analytics benchmark's ledger),
+// METER_BENCH_LEDGER a file to keep the seeded ledger in between runs,
+// METER_BENCH_DRIVER wrk or loadgen (default: wrk when /usr/bin/wrk
+// exists, else the internal generator), METER_BENCH_OLD_BIN another
+// meterd binary to compare with. Loopback only; every run is bounded in
+// time.
 func BenchmarkLoad_Scale(b *testing.B) {
 	secs := envIntOr("METER_BENCH_SECONDS", 5)
 	rounds := envIntOr("METER_BENCH_ROUNDS", 3)
@@ -59,9 +64,7 @@ func BenchmarkLoad_Scale(b *testing.B) {
 		variant = startLoadMeterd(b, "sync", b.TempDir(), v...)
 	}
 	bigDir := b.TempDir()
-	seedStart := time.Now()
-	bigBodies := seedScaleLedger(b, filepath.Join(bigDir, ledger.FileName), accounts)
-	b.Logf("seeded %d accounts with a key and a call each in %v", accounts, time.Since(seedStart).Round(time.Millisecond))
+	bigBodies := seededLedger(b, bigDir, accounts, envIntOr("METER_BENCH_DAYS", 1))
 	bootStart := time.Now()
 	big := startLoadMeterd(b, "sync", bigDir)
 	b.Logf("meterd with %d accounts answered after %v", accounts, time.Since(bootStart).Round(time.Millisecond))
@@ -247,11 +250,63 @@ func waitPortFor(b *testing.B, addr string, within time.Duration) {
 	b.Fatalf("%s never accepted connections", addr)
 }
 
-// seedScaleLedger writes n pro accounts, a key each and one call each
-// today straight into a ledger file (through the ledger's own API, from
-// many goroutines so group commit packs them), marks the directory
-// seeded, and returns a track body per key.
-func seedScaleLedger(b *testing.B, path string, n int) [][]byte {
+// seededLedger puts a ledger with n seeded accounts and days of history
+// into dir and marks dir seeded; it returns a track body per key. With
+// METER_BENCH_LEDGER set, the seeded file (and its keys, in a .bodies file
+// beside it) is made once there and copied for each run.
+func seededLedger(b *testing.B, dir string, n, days int) [][]byte {
+	path := filepath.Join(dir, ledger.FileName)
+	keep := os.Getenv("METER_BENCH_LEDGER")
+	if keep == "" {
+		return seedScaleLedger(b, path, n, days)
+	}
+	if _, err := os.Stat(keep + ".bodies"); err != nil {
+		seedScaleLedger(b, keep, n, days)
+	}
+	raw, err := os.ReadFile(keep + ".bodies")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
+	if len(bodies) != n {
+		b.Fatalf("%s holds %d accounts, want %d: remove it to reseed", keep, len(bodies), n)
+	}
+	if err := copyFile(path, keep); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seeded"), nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return bodies
+}
+
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// seedScaleLedger writes n pro accounts, a key each and one call each on
+// each of the last days days straight into a ledger file (through the
+// ledger's own API, from many goroutines so group commit packs them),
+// marks the directory seeded (and writes path.bodies), and returns a
+// track body per key.
+func seedScaleLedger(b *testing.B, path string, n, days int) [][]byte {
+	start := time.Now()
+	defer func() {
+		b.Logf("seeded %d accounts with a key and %d days of calls in %v", n, days, time.Since(start).Round(time.Millisecond))
+	}()
 	l, err := ledger.Open(path, ledger.Options{NodeID: "bench", QueueSize: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -264,7 +319,7 @@ func seedScaleLedger(b *testing.B, path string, n int) [][]byte {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				if err := seedAccount(l, i, created, now, bodies); err != nil {
+				if err := seedAccount(l, i, days, created, now, bodies); err != nil {
 					b.Error(err)
 					return
 				}
@@ -281,10 +336,13 @@ func seedScaleLedger(b *testing.B, path string, n int) [][]byte {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "seeded"), nil, 0o600); err != nil {
 		b.Fatal(err)
 	}
+	if err := os.WriteFile(path+".bodies", append(bytes.Join(bodies, []byte("\n")), '\n'), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	return bodies
 }
 
-func seedAccount(l *ledger.Ledger, i int, created, now time.Time, bodies [][]byte) error {
+func seedAccount(l *ledger.Ledger, i, days int, created, now time.Time, bodies [][]byte) error {
 	ctx := context.Background()
 	id := fmt.Sprintf("acct-%06d", i)
 	if err := l.PutAccount(ctx, meter.Account{ID: id, Name: id, Plan: "pro", CreatedAt: created}); err != nil {
@@ -298,9 +356,30 @@ func seedAccount(l *ledger.Ledger, i int, created, now time.Time, bodies [][]byt
 		return err
 	}
 	bodies[i] = trackBody(plain)
-	ev := &meter.Event{Time: now, PeriodStart: meter.PeriodAt(time.Time{}, now).Start, AccountID: id,
+	// History first, queued without waiting; today's call waits for its
+	// commit, and the writer commits in queue order.
+	for d := days - 1; d >= 1; d-- {
+		if err := appendRetrying(ctx, l, seedEvent(id, now.Add(-time.Duration(d)*24*time.Hour))); err != nil {
+			return err
+		}
+	}
+	return l.Append(ctx, seedEvent(id, now), true)
+}
+
+func seedEvent(id string, at time.Time) *meter.Event {
+	return &meter.Event{Time: at, PeriodStart: meter.PeriodAt(time.Time{}, at).Start, AccountID: id,
 		Endpoint: "/v1/orders/{id}", Method: "GET", Status: 200, LatencyMicros: 3000, Decision: meter.Allowed}
-	return l.Append(ctx, ev, true)
+}
+
+// appendRetrying queues ev, waiting while the writer's queue is full.
+func appendRetrying(ctx context.Context, l *ledger.Ledger, ev *meter.Event) error {
+	for {
+		err := l.Append(ctx, ev, false)
+		if !errors.Is(err, meter.ErrOverloaded) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // driveScenario runs one scenario for dur with the chosen driver.
