@@ -60,7 +60,7 @@ func (s *Server) requireService(h http.HandlerFunc) http.HandlerFunc {
 // apiKeyFrom finds an account API key in the request: X-API-Key, or the
 // bearer credential unless that is the service or admin token.
 func (s *Server) apiKeyFrom(r *http.Request) string {
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := r.Header.Get(headerAPIKey); k != "" {
 		return k
 	}
 	t := bearer(r)

@@ -14,6 +14,7 @@ func (s *Server) registerGatewayRoutes(r *mux.Router) {
 	g := newGate(s.meter)
 	g.log, g.obs = s.log, s.obs
 	authz := s.requireGatewayToken(s.handleAuthz(g))
+	s.authzHandler = authz
 	// Any method: Envoy's ext_authz sends the original method, and the
 	// original path under path_prefix /v1/authz.
 	r.HandleFunc("/v1/authz", authz)

@@ -105,8 +105,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.status, body)
 }
 
+// contentTypeJSON is shared by every JSON answer rather than allocated
+// per answer; its capacity of one makes an Add copy instead of writing
+// into it, and Set replaces it.
+var contentTypeJSON = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON[:1:1]
 	w.WriteHeader(status)
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		slog.Debug("write response", "error", err)

@@ -36,6 +36,10 @@ func newGate(m *meter.Meter) *gate {
 		endpoint: func(r *http.Request) string { return r.URL.Path }}
 }
 
+// headerAPIKey is X-API-Key in canonical form: Header.Get with it does
+// not allocate a canonical copy on every call.
+const headerAPIKey = "X-Api-Key"
+
 // keySource says where a request carried its API key, so stripping
 // removes exactly that.
 type keySource uint8
@@ -56,7 +60,7 @@ func (g *gate) findKey(r *http.Request) (string, keySource) {
 			return k, keyInCustomHeader
 		}
 	}
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := r.Header.Get(headerAPIKey); k != "" {
 		return k, keyInAPIKeyHeader
 	}
 	if k := bearer(r); k != "" {
@@ -76,7 +80,7 @@ func (g *gate) strip(h http.Header, u *url.URL, src keySource) {
 	case keyInCustomHeader:
 		h.Del(g.keyHeader)
 	case keyInAPIKeyHeader:
-		h.Del("X-API-Key")
+		h.Del(headerAPIKey)
 	case keyInBearer:
 		h.Del("Authorization")
 	case keyInQuery:
@@ -175,21 +179,21 @@ const headerDenied = "X-Meter-Denied"
 func (g *gate) writeDenied(w http.ResponseWriter, resv *meter.Reservation, status int) {
 	res := resv.Result()
 	setQuotaHeaders(w.Header(), res, resv.Period(), g.meter.Now())
-	code, msg := "quota_exceeded", quotaMessage(res)
 	if res.Blocked() {
 		// A suspended account: 403 for every gateway (nginx passes a 403
 		// through as is), and no Retry-After, since waiting does not help.
 		w.Header().Del("Retry-After")
 		be := blockedError(res)
-		status, code, msg = be.status, be.code, be.message
 		w.Header().Set(headerDenied, res.AccountStatus)
-	} else {
-		w.Header().Set(headerDenied, "quota")
+		var out quotaExceededBody
+		out.Error.Code, out.Error.Message = be.code, be.message
+		out.trackResponse = newTrackResponse(res)
+		writeJSON(w, be.status, out)
+		return
 	}
-	var out quotaExceededBody
-	out.Error.Code, out.Error.Message = code, msg
-	out.trackResponse = newTrackResponse(res)
-	writeJSON(w, status, out)
+	w.Header().Set(headerDenied, "quota")
+	body := newTrackResponse(res)
+	writeQuotaExceeded(w, status, quotaMessage(res), &body)
 }
 
 // writeError answers err as JSON through classify, the one mapping of

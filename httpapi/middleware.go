@@ -2,8 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -34,8 +33,12 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routeName is the mux route template: metrics are labelled by it, never
-// by the raw path, so ids cannot explode label cardinality.
+// by the raw path, so ids cannot explode label cardinality. A request the
+// hot-path dispatch served (serveHTTP) carries its route in its reqState.
 func routeName(r *http.Request) string {
+	if st := stateFrom(r.Context()); st != nil && st.route != "" {
+		return st.route
+	}
 	if route := mux.CurrentRoute(r); route != nil {
 		if tmpl, err := route.GetPathTemplate(); err == nil {
 			return tmpl
@@ -46,49 +49,76 @@ func routeName(r *http.Request) string {
 
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.observe(routeName(r), next, w, r)
+		route := routeName(r)
+		s.observe(route, s.routeObserver(route), next, w, r)
 	})
 }
 
 func (s *Server) instrumentNamed(name string, next http.Handler) http.Handler {
+	obs := s.routeObserver(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.observe(name, next, w, r)
+		s.observe(name, obs, next, w, r)
 	})
 }
 
-func (s *Server) observe(route string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+// reqState is what the middleware keeps for one request, in one
+// allocation: the status writer, the request id and the header value
+// that echoes it. The request context carries it for RequestID and
+// routeName.
+type reqState struct {
+	statusWriter
+	id    string
+	route string
+	idHdr [1]string
+}
+
+func (s *Server) observe(route string, obs routeObserver, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := requestID(r)
-	w.Header().Set(HeaderRequestID, id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	sw := &statusWriter{ResponseWriter: w}
-	next.ServeHTTP(sw, r)
-	if sw.code == 0 {
-		sw.code = http.StatusOK
+	st := &reqState{statusWriter: statusWriter{ResponseWriter: w}, route: route}
+	st.id = requestID(r)
+	st.idHdr[0] = st.id
+	w.Header()[HeaderRequestID] = st.idHdr[:]
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, st))
+	next.ServeHTTP(&st.statusWriter, r)
+	if st.code == 0 {
+		st.code = http.StatusOK
 	}
-	s.obs.ObserveRequest(route, r.Method, sw.code, time.Since(start))
+	obs(r.Method, st.code, time.Since(start))
 }
 
 // HeaderRequestID carries the request id: taken from the client when it
 // sends a sane one, generated otherwise, echoed on every answer and logged
-// with every error.
+// with every error. (It is in canonical form, so it may index a Header.)
 const HeaderRequestID = "X-Request-Id"
 
 type requestIDKey struct{}
 
-// RequestID returns the request id stored in ctx ("" if none).
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(requestIDKey{}).(*reqState)
+	return st
 }
 
+// RequestID returns the request id stored in ctx ("" if none).
+func RequestID(ctx context.Context) string {
+	if st := stateFrom(ctx); st != nil {
+		return st.id
+	}
+	return ""
+}
+
+// requestID is the client's id when sane, else 16 random hex digits. They
+// need to be unique, not secret: the runtime's per-thread ChaCha8 source
+// (math/rand/v2) gives that without a system call.
 func requestID(r *http.Request) string {
 	if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
 		return id
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	for i, v := 0, rand.Uint64(); i < len(b); i, v = i+1, v>>4 {
+		b[i] = digits[v&0xf]
+	}
+	return string(b[:])
 }
 
 // validRequestID accepts 1-64 characters of [A-Za-z0-9._-], so a client

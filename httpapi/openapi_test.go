@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gorilla/mux"
 	"github.com/meterd/meterd/httpapi"
+	"github.com/meterd/meterd/meter"
 )
 
 // The OpenAPI description (httpapi/openapi.json) is checked three ways:
@@ -88,12 +89,14 @@ func allRoutesServer(t *testing.T) *mux.Router {
 	api := httpapi.New(httpapi.Config{Meter: s.Meter, AdminToken: testAdminToken, Usage: s.Ledger,
 		Metrics: http.NotFoundHandler(), Maintenance: s.Ledger, Billed: s.Ledger})
 	api.RegisterBilling(nil, "")
-	r, ok := api.Handler().(*mux.Router)
-	if !ok {
-		t.Fatalf("Handler() is a %T, not the mux router", api.Handler())
-	}
-	return r
+	api.AddClusterRoutes(noNodes{})
+	return api.Router()
 }
+
+// noNodes is a cluster without nodes, so the cluster route is registered.
+type noNodes struct{}
+
+func (noNodes) Nodes(context.Context) ([]meter.ClusterNode, error) { return nil, nil }
 
 // prefixRoutes maps a PathPrefix route to its path in the description.
 var prefixRoutes = map[string]string{"/v1/authz/": "/v1/authz/{path}"}

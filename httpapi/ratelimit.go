@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/meterd/meterd/meter"
@@ -39,18 +38,75 @@ const (
 // draft fields and the usage warning. Every way into the meter uses it,
 // so a call gets the same headers whichever way it came.
 func setQuotaHeaders(h http.Header, res meter.Result, period meter.Period, now time.Time) {
-	setRateLimitHeaders(h, res, now)
-	if res.Unlimited || res.Limit <= 0 {
-		return
+	var arr [320]byte
+	hb := headerBatch{buf: arr[:0]}
+	setRateLimitHeaders(&hb, res, now)
+	if !res.Unlimited && res.Limit > 0 {
+		window := int64(period.End.Sub(period.Start) / time.Second)
+		hb.buf = appendSFString(hb.buf, res.Plan)
+		hb.buf = append(hb.buf, ";q="...)
+		hb.buf = strconv.AppendInt(hb.buf, res.Limit, 10)
+		hb.buf = append(hb.buf, ";w="...)
+		hb.buf = strconv.AppendInt(hb.buf, window, 10)
+		hb.end(hdrPolicy)
+		if !inOverage(res) { // see setRateLimitHeaders: r=0 means "wait" to draft-aware clients
+			hb.buf = appendSFString(hb.buf, res.Plan)
+			hb.buf = append(hb.buf, ";r="...)
+			hb.buf = strconv.AppendInt(hb.buf, res.Remaining, 10)
+			hb.buf = append(hb.buf, ";t="...)
+			hb.buf = strconv.AppendInt(hb.buf, secondsUntil(res.Reset, now), 10)
+			hb.end(hdrRateLimit)
+		}
+		if pct := res.Calls * 100 / res.Limit; pct >= WarningPercent {
+			hb.buf = strconv.AppendInt(hb.buf, pct, 10)
+			hb.buf = append(hb.buf, "% of "...)
+			hb.buf = strconv.AppendInt(hb.buf, res.Limit, 10)
+			hb.buf = append(hb.buf, " calls used this period"...)
+			hb.end(hdrWarning)
+		}
 	}
-	name := sfString(res.Plan)
-	window := int64(period.End.Sub(period.Start) / time.Second)
-	h.Set(HeaderRateLimitPolicy, name+";q="+strconv.FormatInt(res.Limit, 10)+";w="+strconv.FormatInt(window, 10))
-	if !inOverage(res) { // see setRateLimitHeaders: r=0 means "wait" to draft-aware clients
-		h.Set(HeaderRateLimit, name+";r="+strconv.FormatInt(res.Remaining, 10)+";t="+strconv.FormatInt(secondsUntil(res.Reset, now), 10))
-	}
-	if pct := res.Calls * 100 / res.Limit; pct >= WarningPercent {
-		h.Set(HeaderQuotaWarning, strconv.FormatInt(pct, 10)+"% of "+strconv.FormatInt(res.Limit, 10)+" calls used this period")
+	hb.setOn(h)
+}
+
+// The rate-limit header names in canonical form, so headerBatch can
+// index a Header with them directly.
+var (
+	hdrLimit      = http.CanonicalHeaderKey("X-RateLimit-Limit")
+	hdrRemaining  = http.CanonicalHeaderKey("X-RateLimit-Remaining")
+	hdrReset      = http.CanonicalHeaderKey("X-RateLimit-Reset")
+	hdrRetryAfter = http.CanonicalHeaderKey("Retry-After")
+	hdrPolicy     = http.CanonicalHeaderKey(HeaderRateLimitPolicy)
+	hdrRateLimit  = http.CanonicalHeaderKey(HeaderRateLimit)
+	hdrWarning    = http.CanonicalHeaderKey(HeaderQuotaWarning)
+)
+
+// headerBatch gathers a response's computed header fields and sets them
+// with two allocations (one string holding every value, one slice of
+// them) where Header.Set costs two or three per field. Keys must be
+// canonical.
+type headerBatch struct {
+	buf  []byte
+	keys [8]string
+	ends [8]int
+	n    int
+}
+
+// end closes the value appended to buf since the previous end as key's.
+func (b *headerBatch) end(key string) {
+	b.keys[b.n], b.ends[b.n] = key, len(b.buf)
+	b.n++
+}
+
+// setOn sets every gathered field on h, replacing earlier values as
+// Header.Set does.
+func (b *headerBatch) setOn(h http.Header) {
+	all := string(b.buf)
+	vals := make([]string, b.n)
+	start := 0
+	for i := range b.n {
+		vals[i] = all[start:b.ends[i]]
+		h[b.keys[i]] = vals[i : i+1 : i+1]
+		start = b.ends[i]
 	}
 }
 
@@ -60,24 +116,20 @@ func secondsUntil(t, now time.Time) int64 {
 	return max(int64(math.Ceil(t.Sub(now).Seconds())), 0)
 }
 
-// sfString encodes s as a Structured Field String (RFC 8941 §3.3.3):
-// quoted, with backslash and quote escaped; other characters outside
-// printable ASCII cannot appear in one and are replaced.
-func sfString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
+// appendSFString appends s as a Structured Field String (RFC 8941
+// §3.3.3): quoted, with backslash and quote escaped; other characters
+// outside printable ASCII cannot appear in one and are replaced.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c < 0x20 || c > 0x7e:
-			b.WriteByte('_')
+			b = append(b, '_')
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -60,6 +62,13 @@ type Config struct {
 	PortalMaxTTL time.Duration
 	// Webhooks serves /api/admin/webhooks (nil: 404 webhooks_off).
 	Webhooks Webhooks
+	// MaxInFlight bounds the requests handled at once (0: no bound);
+	// MaxQueue more may wait up to QueueWait for a slot, and the rest are
+	// answered 503 overloaded with Retry-After. /healthz, /readyz and
+	// /metrics are never held back.
+	MaxInFlight int
+	MaxQueue    int
+	QueueWait   time.Duration
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -81,6 +90,17 @@ type Server struct {
 	portal       *portalSigner
 	biller       Biller // set by RegisterBilling; nil while billing is off
 	webhooks     Webhooks
+	// hotTrack and hotAuthz are the hot paths' handlers with their
+	// middleware, served by serveHTTP without the router.
+	hotTrack, hotAuthz http.Handler
+	authzHandler       http.HandlerFunc // set by registerGatewayRoutes
+	// admit bounds in-flight requests (nil: no bound); busy answers the
+	// ones it refuses.
+	admit *admission
+	busy  http.Handler
+	// routeObs caches one observer per route name (copy on write).
+	routeObs   atomic.Pointer[map[string]routeObserver]
+	routeObsMu sync.Mutex
 }
 
 // New builds a Server and its routes.
@@ -102,11 +122,13 @@ func New(cfg Config) *Server {
 	s.cors = corsSet(cfg.CORSOrigins)
 	s.portal = newPortalSigner(cfg.PortalKey, cfg.PortalTTL, cfg.PortalMaxTTL)
 	s.router = s.routes()
+	s.admit = newAdmission(cfg.MaxInFlight, cfg.MaxQueue, cfg.QueueWait)
+	s.busy = s.wrap("overloaded", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errBusy) })
 	return s
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -131,6 +153,8 @@ func (s *Server) routes() *mux.Router {
 	s.registerOpenAPIRoutes(r)
 	s.registerConsoleRoutes(r)
 	s.registerWebhookRoutes(r)
+	s.hotTrack = s.instrumentNamed("/v1/track", s.limitHeaders(s.requireService(s.handleTrack)))
+	s.hotAuthz = s.instrumentNamed("/v1/authz", s.limitHeaders(s.authzHandler))
 	return r
 }
 
@@ -173,4 +197,68 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// routeObserver records one request of a known route.
+type routeObserver func(method string, code int, took time.Duration)
+
+// routeObserverSource is an Observer that can do its label lookups once
+// per route (the metrics package does); the Server caches what it returns.
+type routeObserverSource interface {
+	ForRoute(route string) func(method string, code int, took time.Duration)
+}
+
+// routeObserver returns the cached observer of route, making it on first
+// use. Routes are the router's templates plus a few fixed names, so the
+// cache stays small.
+func (s *Server) routeObserver(route string) routeObserver {
+	if m := s.routeObs.Load(); m != nil {
+		if o, ok := (*m)[route]; ok {
+			return o
+		}
+	}
+	o := s.newRouteObserver(route)
+	s.routeObsMu.Lock()
+	defer s.routeObsMu.Unlock()
+	next := map[string]routeObserver{route: o}
+	if old := s.routeObs.Load(); old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	s.routeObs.Store(&next)
+	return o
+}
+
+func (s *Server) newRouteObserver(route string) routeObserver {
+	if src, ok := s.obs.(routeObserverSource); ok {
+		return src.ForRoute(route)
+	}
+	obs := s.obs
+	return func(method string, code int, took time.Duration) { obs.ObserveRequest(route, method, code, took) }
+}
+
+// serveHTTP sends the metering hot paths (/v1/track, /v1/authz) straight
+// to their handlers, wrapped in the same middleware as the router's
+// routes: matching them through the router costs regexps and two context
+// copies per call. Everything else goes to the router.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.admit != nil && !exemptFromAdmission(r.URL.Path) {
+		if !s.admit.acquire(r) {
+			s.busy.ServeHTTP(w, r)
+			return
+		}
+		defer s.admit.release()
+	}
+	switch r.URL.Path {
+	case "/v1/track":
+		if r.Method == http.MethodPost {
+			s.hotTrack.ServeHTTP(w, r)
+			return
+		}
+	case "/v1/authz":
+		s.hotAuthz.ServeHTTP(w, r)
+		return
+	}
+	s.router.ServeHTTP(w, r)
 }

@@ -24,6 +24,8 @@ type trackRequest struct {
 	Status    int      `json:"status"`
 	LatencyMS *float64 `json:"latency_ms"`
 	ID        string   `json:"id"`
+	// latency is where the fast decoder points LatencyMS.
+	latency float64
 }
 
 var errMissingKey = newError(http.StatusUnauthorized, "missing_api_key",
@@ -76,6 +78,7 @@ func newTrackResponse(res meter.Result) trackResponse {
 }
 
 // quotaExceededBody is a 429 answer: the standard error plus the decision.
+// writeQuotaExceeded writes exactly its encoding/json form.
 type quotaExceededBody struct {
 	errorBody
 	trackResponse
@@ -83,7 +86,7 @@ type quotaExceededBody struct {
 
 func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	var req trackRequest
-	if err := decodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+	if err := decodeTrack(w, r, &req, MaxBodyBytes); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -100,7 +103,8 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeDecision(w, res, newTrackResponse(res))
+	body := newTrackResponse(res)
+	s.writeDecision(w, res, &body)
 }
 
 // track runs the decision and records its measurements.
@@ -114,22 +118,22 @@ func (s *Server) track(r *http.Request, c meter.Call) (meter.Result, error) {
 }
 
 // writeDecision sets the rate-limit headers and answers 200 or 429.
-func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body trackResponse) {
+func (s *Server) writeDecision(w http.ResponseWriter, res meter.Result, body *trackResponse) {
 	setQuotaHeaders(w.Header(), res, res.Period, s.meter.Now())
 	if res.Allowed {
-		writeJSON(w, http.StatusOK, body)
+		writeTrackJSON(w, http.StatusOK, body)
 		return
 	}
-	status, code, msg := http.StatusTooManyRequests, "quota_exceeded", quotaMessage(res)
 	if res.Blocked() {
 		w.Header().Del("Retry-After") // waiting does not help a suspended account
 		be := blockedError(res)
-		status, code, msg = be.status, be.code, be.message
+		var out quotaExceededBody
+		out.Error.Code, out.Error.Message = be.code, be.message
+		out.trackResponse = *body
+		writeJSON(w, be.status, out)
+		return
 	}
-	var out quotaExceededBody
-	out.Error.Code, out.Error.Message = code, msg
-	out.trackResponse = body
-	writeJSON(w, status, out)
+	writeQuotaExceeded(w, http.StatusTooManyRequests, quotaMessage(res), body)
 }
 
 // quotaMessage names an upgrade only if a configured plan offers more
@@ -151,21 +155,25 @@ func planTitle(name string) string {
 	return string(name[0]-'a'+'A') + name[1:]
 }
 
-// setRateLimitHeaders writes X-RateLimit-* (Limit and Remaining omitted for
-// unlimited plans) and, on a denial, Retry-After in seconds.
-func setRateLimitHeaders(h http.Header, res meter.Result, now time.Time) {
+// setRateLimitHeaders adds X-RateLimit-* (Limit and Remaining omitted for
+// unlimited plans) and, on a denial, Retry-After in seconds to hb.
+func setRateLimitHeaders(hb *headerBatch, res meter.Result, now time.Time) {
 	if !res.Unlimited {
-		h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
+		hb.buf = strconv.AppendInt(hb.buf, res.Limit, 10)
+		hb.end(hdrLimit)
 		// A soft plan past its included calls is not limited: a Remaining
 		// of 0 would make standard clients wait for the reset while their
 		// calls are allowed (and billed as overage), so it is left out.
 		if !inOverage(res) {
-			h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+			hb.buf = strconv.AppendInt(hb.buf, res.Remaining, 10)
+			hb.end(hdrRemaining)
 		}
 	}
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(resetUnix(res.Reset), 10))
+	hb.buf = strconv.AppendInt(hb.buf, resetUnix(res.Reset), 10)
+	hb.end(hdrReset)
 	if !res.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(retryAfter(res.Reset, now), 10))
+		hb.buf = strconv.AppendInt(hb.buf, retryAfter(res.Reset, now), 10)
+		hb.end(hdrRetryAfter)
 	}
 }
 

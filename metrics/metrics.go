@@ -27,6 +27,8 @@ type Metrics struct {
 	commitErrors    prometheus.Counter
 	commitRetries   prometheus.Counter
 	retryPending    prometheus.Gauge
+	// decisionCounts caches decisions' children by plan and outcome.
+	decisionCounts labelCache[planOutcome, prometheus.Counter]
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -81,7 +83,9 @@ func (m *Metrics) ObserveDecision(plan string, allowed, overage bool, took time.
 	case overage:
 		outcome = "overage"
 	}
-	m.decisions.WithLabelValues(plan, outcome).Inc()
+	m.decisionCounts.get(planOutcome{plan, outcome}, func() prometheus.Counter {
+		return m.decisions.WithLabelValues(plan, outcome)
+	}).Inc()
 	m.decisionSeconds.Observe(took.Seconds())
 }
 

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meterd/meterd/console"
 	"github.com/meterd/meterd/cluster"
+	"github.com/meterd/meterd/console"
 	"github.com/meterd/meterd/export/postgres"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
@@ -95,6 +95,7 @@ func (m *Main) ParseFlags(args []string) error {
 // requests, commit the queue, close the file.
 func (m *Main) Serve(ctx context.Context) error {
 	m.log = newLogger(m.stderr, m.Config.LogLevel, m.Config.LogFormat)
+	m.Config.applyGC()
 	// Bind first: a start that fails on a taken address must not have
 	// created a data directory, a ledger or a token.
 	ln, err := net.Listen("tcp", m.Config.Listen)
@@ -182,7 +183,8 @@ func (m *Main) open(ctx context.Context) error {
 		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger, Webhooks: webhookAPI(hooks),
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready:       map[string]httpapi.Readiness{"ledger": m.ledgerReady, "disk": m.diskReady},
-		CORSOrigins: c.corsOrigins(), PortalKey: portalKey, PortalTTL: c.PortalTTL, PortalMaxTTL: c.PortalMaxTTL})
+		CORSOrigins: c.corsOrigins(), PortalKey: portalKey, PortalTTL: c.PortalTTL, PortalMaxTTL: c.PortalMaxTTL,
+		MaxInFlight: c.MaxInFlight, MaxQueue: c.MaxQueue, QueueWait: c.QueueWait})
 	api.RegisterConsole(console.Handler(console.Options{FrameAncestors: c.frameAncestors()}))
 	if err := m.startExport(ctx, api, reg); err != nil {
 		return err

@@ -43,10 +43,21 @@ type Result struct {
 	Codes    map[int]int64
 	Elapsed  time.Duration
 	P50, P99 time.Duration
+	// OKP99 is the p99 of the 2xx answers alone (the calls served when
+	// others were shed).
+	OKP99 time.Duration
 }
 
 // RPS is requests per second.
 func (r Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// Refused is the share of answers that were 503 (shed load).
+func (r Result) Refused() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(r.Codes[http.StatusServiceUnavailable]) / float64(r.Requests)
+}
 
 func (r Result) String() string {
 	return fmt.Sprintf("%d req in %v = %.0f req/s, p50 %v, p99 %v, errors %d, codes %v",
@@ -132,6 +143,7 @@ type worker struct {
 	errors    int64
 	codes     map[int]int64
 	latencies []time.Duration
+	ok        []time.Duration // latencies of 2xx answers
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -174,7 +186,11 @@ func (w *worker) connection(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.latencies = append(w.latencies, time.Since(t0))
+		took := time.Since(t0)
+		w.latencies = append(w.latencies, took)
+		if resp.StatusCode/100 == 2 {
+			w.ok = append(w.ok, took)
+		}
 		w.requests++
 		w.codes[resp.StatusCode]++
 		if resp.Close {
@@ -186,8 +202,9 @@ func (w *worker) connection(ctx context.Context) error {
 
 func merge(workers []*worker, elapsed time.Duration) Result {
 	r := Result{Codes: map[int]int64{}, Elapsed: elapsed}
-	var all []time.Duration
+	var all, ok []time.Duration
 	for _, w := range workers {
+		ok = append(ok, w.ok...)
 		r.Requests += w.requests
 		r.Errors += w.errors
 		for c, n := range w.codes {
@@ -199,6 +216,10 @@ func merge(workers []*worker, elapsed time.Duration) Result {
 		slices.Sort(all)
 		r.P50 = all[len(all)/2]
 		r.P99 = all[len(all)*99/100]
+	}
+	if len(ok) > 0 {
+		slices.Sort(ok)
+		r.OKP99 = ok[len(ok)*99/100]
 	}
 	return r
 }
