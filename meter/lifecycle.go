@@ -131,7 +131,7 @@ func (m *Meter) changeAccount(ctx context.Context, id string, change func(*Accou
 		return Account{}, ErrAccountDeleted
 	}
 	change(&a)
-	if err := m.store.PutAccount(ctx, a); err != nil {
+	if err := m.storeAccount(ctx, st, a, nil); err != nil { // planchange.go
 		return Account{}, err
 	}
 	st.mu.Lock()
