@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/meterd/meterd/console"
 	"github.com/meterd/meterd/export/stripe"
+	"github.com/meterd/meterd/export/webhook"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
@@ -63,6 +64,11 @@ type meterdOptions struct {
 	preload    func(*ledger.Ledger)
 	origins    []string
 	stripeBase string
+	// plans replaces testPlans when set.
+	plans string
+	// webhooks turns notices on and serves /api/admin/webhooks, with a
+	// dispatcher that retries once after 20ms and then gives up.
+	webhooks bool
 }
 
 // openMeterd is startMeterd with preload run on the ledger before the
@@ -82,7 +88,11 @@ func openMeterdWith(tb testing.TB, o meterdOptions) *meterd {
 	if preload != nil {
 		preload(l)
 	}
-	plans, err := meter.ParsePlans([]byte(testPlans))
+	planText := testPlans
+	if o.plans != "" {
+		planText = o.plans
+	}
+	plans, err := meter.ParsePlans([]byte(planText))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -93,7 +103,16 @@ func openMeterdWith(tb testing.TB, o meterdOptions) *meterd {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := httpapi.New(httpapi.Config{Meter: m, AdminToken: adminToken, Logger: log, Usage: l, Billed: l,
+	var hooks httpapi.Webhooks
+	var dispatcher *webhook.Dispatcher
+	if o.webhooks {
+		m.SetNotices(&meter.NoticeConfig{Default: meter.DefaultThresholds()}, l)
+		hooks = webhook.NewAdmin(l, nil, false, 0)
+		dispatcher = webhook.New(webhook.Config{Store: l, Schedule: []time.Duration{20 * time.Millisecond},
+			Poll: 20 * time.Millisecond, Logger: log})
+		dispatcher.Start()
+	}
+	api := httpapi.New(httpapi.Config{Meter: m, AdminToken: adminToken, Logger: log, Usage: l, Billed: l, Webhooks: hooks,
 		Ready:       map[string]httpapi.Readiness{"ledger": func(context.Context) (bool, any) { return true, map[string]any{"queue_depth": l.QueueDepth()} }},
 		CORSOrigins: origins, PortalKey: []byte("0123456789abcdef0123456789abcdef"), PortalTTL: 10 * time.Minute})
 	// Without a Stripe API, billing has no key: preview and charges work,
@@ -111,6 +130,9 @@ func openMeterdWith(tb testing.TB, o meterdOptions) *meterd {
 	hs := httptest.NewServer(api.Handler())
 	tb.Cleanup(func() {
 		hs.Close()
+		if dispatcher != nil {
+			dispatcher.Close()
+		}
 		if err := l.Close(); err != nil {
 			tb.Errorf("close ledger: %v", err)
 		}

@@ -155,7 +155,7 @@ func (m *Meter) UpdateAccount(ctx context.Context, id string, p AccountPatch) (A
 	if err := m.shareAccount(ctx, a, false); err != nil {
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
-	if err := m.putAccount(ctx, a, m.planNotice(st, a)); err != nil { // notice.go
+	if err := m.storeAccount(ctx, st, a, m.planNotice(st, a)); err != nil { // planchange.go, notice.go
 		return Account{}, fmt.Errorf("update account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)

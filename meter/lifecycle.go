@@ -134,7 +134,7 @@ func (m *Meter) changeAccount(ctx context.Context, id string, change func(*Accou
 	if err := m.shareAccount(ctx, a, false); err != nil { // cluster mode: shared state first
 		return Account{}, err
 	}
-	if err := m.store.PutAccount(ctx, a); err != nil {
+	if err := m.storeAccount(ctx, st, a, nil); err != nil { // planchange.go
 		return Account{}, err
 	}
 	st.mu.Lock()

@@ -72,6 +72,9 @@ type Meter struct {
 	// reads the totals (accounts otherwise roll lazily).
 	pendingMu sync.Mutex
 	pending   map[string]time.Time
+	// unsaved are the accounts whose scheduled plan change is in force
+	// in memory but not yet stored (planchange.go).
+	unsaved map[string]struct{}
 	// notices: crossing detection and the notice sink (notice.go).
 	notices noticeState
 }
@@ -87,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Meter, error) {
 	m.inflight.m = map[string]*inflightCall{}
 	m.totals = newOverviewTotals()
 	m.pending = map[string]time.Time{}
+	m.unsaved = map[string]struct{}{}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -137,13 +141,17 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 	now := m.now().UTC()
 	states := make([]*accountState, len(accounts))
 	keys := make([]CounterKey, len(accounts))
-	for i, a := range accounts {
-		a, _ = a.ApplyDuePlanChange(now)
+	for i, stored := range accounts {
+		a, due := stored.ApplyDuePlanChange(now)
 		plan, ok := m.plans.Get(a.Plan)
 		if !ok {
 			return fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
 		}
 		states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals, plans: m.plans}
+		if due { // in force, not yet stored: planchange.go
+			states[i].planDue = scheduledPlanNotice(stored, a, states[i].period, 0)
+			m.markUnsaved(a.ID)
+		}
 		keys[i] = CounterKey{AccountID: a.ID, PeriodStart: states[i].period.Start}
 	}
 	counters, err := m.store.PeriodCounters(ctx, keys)
@@ -153,6 +161,9 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 	for i, st := range states {
 		c := counters[i]
 		st.calls, st.overage, st.denied, st.lastCallAt = c.Calls, c.Overage, c.Denied, c.LastCallAt
+		if st.planDue != nil {
+			st.planDue.Calls = c.Calls
+		}
 		st.overageMicros = c.PricedOverageMicros(st.plan)
 		m.totals.move(contribution{}, st.contributionLocked())
 		m.accounts[st.acct.ID] = st
@@ -197,6 +208,7 @@ func (m *Meter) applyDuePlanChanges(now time.Time) {
 		if !now.Before(at) {
 			due = append(due, id)
 			delete(m.pending, id)
+			m.unsaved[id] = struct{}{} // planchange.go stores it
 		}
 	}
 	m.pendingMu.Unlock()

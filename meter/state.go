@@ -28,6 +28,9 @@ type accountState struct {
 	// owed are notices whose call failed to commit although the line stays
 	// crossed; the account's next call carries them (notice.go).
 	owed []Notice
+	// planDue is the account.plan_changed notice of a scheduled plan
+	// change put in force here but not yet stored (planchange.go).
+	planDue *Notice
 }
 
 // rollLocked moves the state into the period containing now. It never
@@ -60,6 +63,7 @@ func (s *accountState) applyPlanChangeLocked(now time.Time) {
 		return // the plan left the plans file; keep deciding by the old one
 	}
 	before := contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)}
+	s.planDue = scheduledPlanNotice(s.acct, a, s.period, s.calls)
 	s.acct, s.plan = a, plan
 	s.totals.move(before, contribution{plan: s.plan.Name, price: s.plan.Price(&s.acct)})
 }

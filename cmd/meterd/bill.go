@@ -101,7 +101,9 @@ charged and each period's projected total, touching neither Stripe nor the
 ledger (no Stripe key needed). --period bills only the periods starting
 in that month. --reconcile reports, per account period of --period (default
 this month), what the ledger billed, what Stripe holds and what is due, and
-exits non-zero if any differ.
+exits non-zero if any differ. With --webhooks (the default) the run's
+billing.charge_created, charge_failed and period_closed notices are stored
+in the ledger's outbox, and the next 'meterd serve' delivers them.
 
 A running 'meterd serve' holds the ledger; ask it instead:
   curl -X POST -H "Authorization: Bearer $METER_CRON_SECRET" http://LISTEN/api/cron/process-overage
@@ -113,7 +115,7 @@ Flags:
 // the plans are, how to reach Stripe, and the address for the hint when a
 // server holds the ledger.
 var billFlags = []string{"data-dir", "listen", "plans", "node-id", "log-level", "log-format",
-	"stripe-secret-key", "stripe-api-base", "currency", "billing-grace"}
+	"stripe-secret-key", "stripe-api-base", "currency", "billing-grace", "webhooks", "webhook-thresholds"}
 
 // runBill implements `meterd bill`.
 func runBill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -190,6 +192,15 @@ func withOfflineService(ctx context.Context, c *Config, stderr io.Writer, hint s
 	m, err := meter.New(ctx, meter.Config{Store: l, Plans: plans})
 	if err != nil {
 		return err
+	}
+	if c.Webhooks {
+		// billing.* notices go to the outbox as a server's run would put
+		// them; the next meterd serve delivers them.
+		th, err := loadThresholds(c.WebhookThresholds)
+		if err != nil {
+			return err
+		}
+		m.SetNotices(th, l)
 	}
 	svc, err := c.BillingConfig.service(l, m, newLogger(stderr, c.LogLevel, c.LogFormat), nil)
 	if err != nil {

@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meterd/meterd/ledger"
+	"github.com/meterd/meterd/meter"
 )
 
 // stripeStandIn answers invoice item creation like Stripe and counts the
@@ -135,4 +139,75 @@ func TestBill(t *testing.T) {
 			t.Fatalf("offline run: %v\n%s\n%s", err, stdout, stderr)
 		}
 	})
+}
+
+// TestBill_Notices: a billing run from the command line stores its
+// billing.charge_created and billing.period_closed notices in the
+// outbox, like a server's run; --webhooks=false stores none.
+func TestBill_Notices(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		flags []string
+		want  []meter.NoticeType
+	}{
+		{"On", nil, []meter.NoticeType{meter.NoticeChargeCreated, meter.NoticePeriodClosed}},
+		{"Off", []string{"--webhooks=false"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			plans := filepath.Join(dir, "plans.yaml")
+			if err := os.WriteFile(plans, []byte("plans:\n  pro:\n    limit: 10\n    overage_micros: 1000\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Last month's overage, written by a meter whose clock is there.
+			ctx := context.Background()
+			l, err := ledger.Open(filepath.Join(dir, "meter.db"), ledger.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := meter.LoadPlans(plans)
+			if err != nil {
+				t.Fatal(err)
+			}
+			then := time.Now().UTC().AddDate(0, -1, 0)
+			m, err := meter.New(ctx, meter.Config{Store: l, Plans: ps, Now: func() time.Time { return then }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.CreateAccount(ctx, meter.Account{ID: "pro1", Name: "Pro One", Plan: "pro", StripeCustomerID: "cus_bill"}); err != nil {
+				t.Fatal(err)
+			}
+			for range 10 + 50 {
+				if _, err := m.Track(ctx, meter.Call{AccountID: "pro1", Endpoint: "/x", Method: "GET"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Close()
+
+			stripe := newStripeStandIn(t)
+			stdout, stderr, err := runMeterdCmd(t, []string{"STRIPE_SECRET_KEY=sk_test_bill", "STRIPE_API_BASE=" + stripe.srv.URL},
+				append([]string{"bill", "--data-dir", dir, "--plans", plans, "--json"}, c.flags...)...)
+			if err != nil || len(stripe.requests()) != 1 {
+				t.Fatalf("bill: %v, Stripe requests %v\n%s\n%s", err, stripe.requests(), stdout, stderr)
+			}
+			l, err = ledger.Open(filepath.Join(dir, "meter.db"), ledger.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ns, err := l.Notices(ctx, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []meter.NoticeType
+			for _, n := range ns {
+				if strings.HasPrefix(string(n.Type), "billing.") {
+					got = append(got, n.Type)
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("billing notices = %v, want %v", got, c.want)
+			}
+		})
+	}
 }

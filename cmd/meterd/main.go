@@ -47,6 +47,7 @@ func commands() []command {
 		{"serve", "run the metering server", runServe},
 		{"accounts", "list, create, get, update, suspend or delete accounts (of a running meterd)", runAccounts},
 		{"keys", "create, list or revoke API keys (of a running meterd)", runKeys},
+		{"webhooks", "manage webhook endpoints, see deliveries, replay dead ones (of a running meterd)", runWebhooks},
 		{"usage", "show an account's usage: current period and daily history", runUsage},
 		{"migrate", "apply the Postgres schema (idempotent)", runMigrate},
 		{"export", "export the ledger's backlog to Postgres once and exit", runExport},

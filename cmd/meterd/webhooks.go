@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -126,7 +127,29 @@ func (m *Main) startWebhooks(reg prometheus.Registerer) (*webhook.Admin, error) 
 	d := webhook.New(webhook.Config{Store: m.ledger, Schedule: sched, Concurrency: c.WebhookConcurrency,
 		Timeout: c.WebhookTimeout, Poll: c.WebhookPoll, RefusePrivate: refuse, Logger: m.log, Registerer: reg})
 	m.goBackground(d.Run)
+	m.goBackground(m.savePlanChanges)
 	return webhook.NewAdmin(m.ledger, nil, refuse, 0), nil
+}
+
+// planChangeEvery is how often scheduled plan changes that fell due are
+// stored with their account.plan_changed notice.
+const planChangeEvery = 30 * time.Second
+
+// savePlanChanges stores due scheduled plan changes and their notices,
+// at start (changes due while meterd was down) and then periodically.
+func (m *Main) savePlanChanges(ctx context.Context) {
+	t := time.NewTicker(planChangeEvery)
+	defer t.Stop()
+	for {
+		if err := m.meter.SaveDuePlanChanges(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("scheduled plan changes: will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // webhookAPI keeps a nil *Admin from becoming a non-nil interface.

@@ -58,7 +58,8 @@
     var h = location.hash.replace(/^#\/?/, "");
     var parts = h.split("/").map(decodeURIComponent);
     var p;
-    if (parts[0] === "accounts" && parts[1]) p = accountView(parts[1]);
+    if (M.views[parts[0]]) p = M.views[parts[0]](parts[1]); // webhooks.js
+    else if (parts[0] === "accounts" && parts[1]) p = accountView(parts[1]);
     else if (parts[0] === "accounts") p = accountsView();
     else if (parts[0] === "billing") p = billingView();
     else p = overviewView();
@@ -70,6 +71,11 @@
     route();
     if ($("#signin").hidden) document.getElementById("main").focus();
   });
+
+  // Pages in their own files (loaded before this one) register in
+  // M.views; M.ui holds the helpers they share.
+  M.views = M.views || {};
+  M.ui = { $: $, on: on, setView: setView, fail: fail, panelError: panelError };
 
   function plans() {
     if (state.plans.length) return Promise.resolve(state.plans);
