@@ -44,16 +44,19 @@ func (c *Cluster) Others(accountID string, periodStart time.Time) meter.Counter 
 	return c.peers.m[peerKey{accountID, periodStart.Unix()}]
 }
 
-// publishSQL upserts one of this node's counters.
+// publishSQL upserts one of this node's counters. overage_micros is the
+// meter's live figure, already priced (calls of the first ledger layout at
+// the account's plan), so the billing node bills it as it stands.
 const publishSQL = `
-INSERT INTO meterd_node_counts (node_id, account_id, period_start, calls, overage, denied, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, now())
+INSERT INTO meterd_node_counts (node_id, account_id, period_start, calls, overage, denied, overage_micros, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 ON CONFLICT (node_id, account_id, period_start) DO UPDATE
-    SET calls = EXCLUDED.calls, overage = EXCLUDED.overage, denied = EXCLUDED.denied, updated_at = now()`
+    SET calls = EXCLUDED.calls, overage = EXCLUDED.overage, denied = EXCLUDED.denied,
+        overage_micros = EXCLUDED.overage_micros, updated_at = now()`
 
 // othersSQL sums every other node's counters.
 const othersSQL = `
-SELECT account_id, period_start, sum(calls)::bigint, sum(overage)::bigint, sum(denied)::bigint
+SELECT account_id, period_start, sum(calls)::bigint, sum(overage)::bigint, sum(denied)::bigint, sum(overage_micros)::bigint
 FROM meterd_node_counts WHERE node_id <> $1 GROUP BY account_id, period_start`
 
 // runCounts publishes this node's counts and reads the others' until ctx
@@ -84,12 +87,12 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published m
 	changed := map[peerKey]meter.Counter{}
 	for _, q := range local.Quotas() {
 		k := peerKey{q.Account.ID, q.Period.Start.Unix()}
-		cur := meter.Counter{Calls: q.Calls, Overage: q.Overage, Denied: q.Denied}
+		cur := meter.Counter{Calls: q.Calls, Overage: q.Overage, Denied: q.Denied, OverageMicros: q.OverageMicros}
 		if published[k] == cur {
 			continue
 		}
 		changed[k] = cur
-		b.Queue(publishSQL, c.node, q.Account.ID, q.Period.Start, cur.Calls, cur.Overage, cur.Denied)
+		b.Queue(publishSQL, c.node, q.Account.ID, q.Period.Start, cur.Calls, cur.Overage, cur.Denied, cur.OverageMicros)
 	}
 	others := map[peerKey]meter.Counter{}
 	b.Queue(othersSQL, c.node).Query(func(rows pgx.Rows) error {
@@ -97,7 +100,7 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published m
 			var id string
 			var start time.Time
 			var n meter.Counter
-			if err := rows.Scan(&id, &start, &n.Calls, &n.Overage, &n.Denied); err != nil {
+			if err := rows.Scan(&id, &start, &n.Calls, &n.Overage, &n.Denied, &n.OverageMicros); err != nil {
 				return err
 			}
 			others[peerKey{id, start.Unix()}] = n

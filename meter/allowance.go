@@ -145,5 +145,6 @@ func (m *Meter) withPeersQuota(q *Quota) {
 	o := m.peers.Others(q.Account.ID, q.Period.Start)
 	q.Calls += o.Calls
 	q.Overage += o.Overage
+	q.OverageMicros += o.OverageMicros
 	q.Denied += o.Denied
 }
