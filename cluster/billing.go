@@ -28,21 +28,27 @@ type CounterSource interface {
 // own transaction and checks the holder there: a run whose lease was
 // taken over writes nothing more, whatever the clocks say.
 type Billing struct {
-	db    *pgxpool.Pool
-	node  string
-	local CounterSource
+	db     *pgxpool.Pool
+	node   string
+	local  CounterSource
+	planOf PlanOf
 }
+
+// PlanOf returns an account's plan (false if the account is unknown).
+type PlanOf func(account string) (meter.Plan, bool)
 
 var _ meter.BillingStore = (*Billing)(nil)
 
 // NewBilling returns the billing store of node over db; local is the
-// node's own counters.
-func NewBilling(db *pgxpool.Pool, node string, local CounterSource) *Billing {
-	return &Billing{db: db, node: node, local: local}
+// node's own counters, planOf the accounts' plans (for ClusterOverage).
+func NewBilling(db *pgxpool.Pool, node string, local CounterSource, planOf PlanOf) *Billing {
+	return &Billing{db: db, node: node, local: local, planOf: planOf}
 }
 
 // Billing returns the cluster's billing store for this node.
-func (c *Cluster) Billing(local CounterSource) *Billing { return NewBilling(c.db, c.node, local) }
+func (c *Cluster) Billing(local CounterSource, planOf PlanOf) *Billing {
+	return NewBilling(c.db, c.node, local, planOf)
+}
 
 // peerCountersSQL sums the other nodes' published counters of an account,
 // every period they published.
@@ -53,7 +59,8 @@ FROM meterd_node_counts WHERE account_id = $1 AND node_id <> $2 GROUP BY period_
 // Counters implements meter.BillingStore: this node's exact counters plus
 // what the other nodes published (at most StalenessBound behind while
 // they live; a dead node's last publication stays). The others' overage
-// is already priced (overage_micros), so it carries no unpriced calls.
+// is already priced (overage_micros). Each node stamped overage against
+// its own count, so the sum is completed by meter.ClusterOverage.
 func (b *Billing) Counters(ctx context.Context, account string) ([]meter.Counter, error) {
 	own, err := b.local.Counters(ctx, account)
 	if err != nil {
@@ -72,7 +79,13 @@ func (b *Billing) Counters(ctx context.Context, account string) ([]meter.Counter
 	if err != nil {
 		return nil, fmt.Errorf("read peer counters: %w", err)
 	}
-	return mergeCounters(own, peers), nil
+	out := mergeCounters(own, peers)
+	if plan, ok := b.planOf(account); ok {
+		for i := range out {
+			out[i] = meter.ClusterOverage(out[i], plan)
+		}
+	}
+	return out, nil
 }
 
 // mergeCounters adds peers into own by period, oldest first.

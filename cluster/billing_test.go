@@ -26,12 +26,14 @@ type noCounters struct{}
 
 func (noCounters) Counters(context.Context, string) ([]meter.Counter, error) { return nil, nil }
 
+func noPlan(string) (meter.Plan, bool) { return meter.Plan{}, false }
+
 // TestBilling_StoreConformance runs the Postgres billing store through the
 // suite the ledger passes too.
 func TestBilling_StoreConformance(t *testing.T) {
 	billingtest.RunStoreSuite(t, func(t *testing.T) meter.BillingStore {
 		url, _ := mustDB(t)
-		return cluster.NewBilling(mustPool(t, url), "n1", noCounters{})
+		return cluster.NewBilling(mustPool(t, url), "n1", noCounters{}, noPlan)
 	})
 }
 
@@ -41,8 +43,9 @@ type ownCounters []meter.Counter
 func (o ownCounters) Counters(context.Context, string) ([]meter.Counter, error) { return o, nil }
 
 // TestBilling_Counters: the billing node bills its own counters plus what
-// every other node published, each period on its own, the others' overage
-// at the price they published.
+// every other node published, each period on its own; 105,000 Pro calls
+// none of three nodes saw past the limit alone are 5,000 overage calls,
+// 500 cents.
 func TestBilling_Counters(t *testing.T) {
 	ctx := context.Background()
 	url, conn := mustDB(t)
@@ -54,8 +57,8 @@ func TestBilling_Counters(t *testing.T) {
 		calls, overage, micros, denied int64
 	}{
 		{"n1", nov, 999, 999, 999_000, 0}, // the billing node's own row: never added twice
-		{"n2", nov, 40_000, 2_000, 2_000_000, 5},
-		{"n3", nov, 30_000, 1_000, 1_000_000, 0},
+		{"n2", nov, 40_000, 0, 0, 5},      // no node passed the limit alone
+		{"n3", nov, 30_000, 0, 0, 0},
 		{"n2", oct, 10, 0, 0, 0},
 	} {
 		if _, err := conn.Exec(ctx, `INSERT INTO meterd_node_counts (node_id, account_id, period_start, calls, overage, overage_micros, denied)
@@ -63,8 +66,10 @@ VALUES ($1, 'acme', $2, $3, $4, $5, $6)`, r.node, r.period, r.calls, r.overage, 
 			t.Fatal(err)
 		}
 	}
-	own := ownCounters{{AccountID: "acme", PeriodStart: nov, Calls: 35_000, Overage: 2_000, OverageMicros: 2_000_000, UnpricedOverage: 0}}
-	got, err := cluster.NewBilling(mustPool(t, url), "n1", own).Counters(ctx, "acme")
+	own := ownCounters{{AccountID: "acme", PeriodStart: nov, Calls: 35_000}}
+	pro := meter.Plan{Name: "pro", Limit: 100_000, OverageMicros: 1000}
+	planOf := func(string) (meter.Plan, bool) { return pro, true }
+	got, err := cluster.NewBilling(mustPool(t, url), "n1", own, planOf).Counters(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +77,10 @@ VALUES ($1, 'acme', $2, $3, $4, $5, $6)`, r.node, r.period, r.calls, r.overage, 
 		t.Fatalf("counters %+v", got)
 	}
 	n := got[1]
-	if n.Calls != 105_000 || n.Overage != 5_000 || n.OverageMicros != 5_000_000 || n.Denied != 5 {
-		t.Fatalf("November %+v, want 105,000 calls and 5,000 overage priced 5,000,000 micros", n)
+	if n.Calls != 105_000 || n.Overage != 5_000 || n.Denied != 5 {
+		t.Fatalf("November %+v, want 105,000 calls and 5,000 overage", n)
 	}
-	if c := n.OverageCents(meter.Plan{}); c != 500 {
+	if c := meter.BillableCents(n, pro); c != 500 {
 		t.Fatalf("November bills %d cents, want 500", c)
 	}
 }

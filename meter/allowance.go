@@ -147,4 +147,24 @@ func (m *Meter) withPeersQuota(q *Quota) {
 	q.Overage += o.Overage
 	q.OverageMicros += o.OverageMicros
 	q.Denied += o.Denied
+	c := ClusterOverage(q.Counter(), q.Plan)
+	q.OverageMicros += (c.Overage - q.Overage) * OveragePriceMicros(q.Plan)
+	q.Overage = c.Overage
+}
+
+// ClusterOverage is the overage rule for a counter summed over a
+// cluster's nodes. Each node stamps a soft-limited call as overage
+// against its own count (it decides alone), so the sum of the stamps can
+// fall short of the calls past the limit, never exceed it: Σ max(nᵢ −
+// limit, 0) ≤ max(Σ nᵢ − limit, 0). The calls missing from the stamps are
+// added as overage priced at plan (UnpricedOverage, see
+// PricedOverageMicros), so the cluster bills exactly the calls past the
+// limit. plan should be the one the period ran on (the account's current
+// plan: a mid-period plan change prices the added calls at the new rate).
+func ClusterOverage(c Counter, plan Plan) Counter {
+	if more := OverageCalls(plan, c.Calls) - c.Overage; more > 0 {
+		c.Overage += more
+		c.UnpricedOverage += more
+	}
+	return c
 }

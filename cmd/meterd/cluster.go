@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/meterd/meterd/cluster"
+	billing "github.com/meterd/meterd/export/stripe"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
@@ -182,4 +183,27 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"node": node, "settled": out})
+}
+
+// clusterRetryInterval is how often, in cluster mode, each node looks for
+// billing intents a dead billing node left open: with the 15 s lease, a
+// survivor resumes them within about 25 s of a kill -9.
+const clusterRetryInterval = 5 * time.Second
+
+// billingService builds the billing service: over the ledger on a single
+// node; in cluster mode over the shared Postgres store, which bills the
+// whole cluster's counts and lets one node at a time hold the lease.
+func (m *Main) billingService(reg prometheus.Registerer) (*billing.Service, error) {
+	c := &m.Config.BillingConfig
+	if m.cluster == nil {
+		return c.service(m.ledger, m.meter, m.log, reg)
+	}
+	planOf := func(id string) (meter.Plan, bool) {
+		q, err := m.meter.Quota(id)
+		return q.Plan, err == nil
+	}
+	return billing.New(billing.Config{SecretKey: c.StripeSecretKey, APIBase: c.StripeAPIBase,
+		Currency: c.Currency, Store: m.cluster.Billing(m.ledger, planOf), Accounts: m.meter, Logger: m.log,
+		Registerer: reg, Grace: c.BillingGrace, Notices: m.meter, Owner: m.ledger.NodeID(),
+		RetryInterval: clusterRetryInterval})
 }
