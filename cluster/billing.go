@@ -80,6 +80,9 @@ func (b *Billing) Counters(ctx context.Context, account string) ([]meter.Counter
 		return nil, fmt.Errorf("read peer counters: %w", err)
 	}
 	out := mergeCounters(own, peers)
+	if b.planOf == nil {
+		return out, nil
+	}
 	if plan, ok := b.planOf(account); ok {
 		for i := range out {
 			out[i] = meter.ClusterOverage(out[i], plan)

@@ -63,10 +63,17 @@ FROM meterd_node_counts WHERE node_id <> $1 GROUP BY account_id, period_start`
 // ends.
 func (c *Cluster) runCounts(ctx context.Context, local Applier) {
 	published := map[peerKey]meter.Counter{}
+	dailyDue := map[string]bool{} // accounts whose day rows are not published yet
 	t := time.NewTicker(c.cfg.PublishInterval)
 	defer t.Stop()
 	for {
-		if err := c.exchangeCounts(ctx, local, published); err != nil && ctx.Err() == nil {
+		err := c.exchangeCounts(ctx, local, published, dailyDue)
+		if err == nil {
+			if err = c.publishDaily(ctx, dailyDue, time.Now()); err == nil {
+				clear(dailyDue)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
 			c.noteResult(err)
 			c.log.Debug("cluster: count exchange failed", "error", err)
 		}
@@ -79,8 +86,9 @@ func (c *Cluster) runCounts(ctx context.Context, local Applier) {
 }
 
 // exchangeCounts publishes the counters that changed since the last
-// successful publication and reads the others', in one round trip.
-func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published map[peerKey]meter.Counter) error {
+// successful publication and reads the others', in one round trip; the
+// accounts that changed become due for their day rows (publishDaily).
+func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published map[peerKey]meter.Counter, dailyDue map[string]bool) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	var b pgx.Batch
@@ -112,6 +120,7 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published m
 	}
 	for k, v := range changed {
 		published[k] = v
+		dailyDue[k.account] = true
 	}
 	c.peers.mu.Lock()
 	c.peers.m = others

@@ -168,3 +168,32 @@ func ClusterOverage(c Counter, plan Plan) Counter {
 	}
 	return c
 }
+
+// clusterOverview recomputes, in cluster mode, the overview's figures
+// that depend on an account's counts (overage revenue, at, near and past
+// the limit) from the cluster-wide counts: O(accounts) rather than the
+// single node's running totals, each account's count at most the
+// cluster's staleness bound behind. Plan counts and MRR need nothing:
+// every node holds every account.
+func (m *Meter) clusterOverview(o *Overview) {
+	if m.peers == nil {
+		return
+	}
+	o.OverageRevenueCents, o.AtLimit, o.NearLimit, o.InOverage = 0, 0, 0, 0
+	for _, q := range m.Quotas() {
+		m.withPeersQuota(&q)
+		o.OverageRevenueCents += MicrosToCents(q.OverageMicros)
+		if q.Plan.Unlimited() {
+			continue
+		}
+		if q.Plan.Hard && q.Denied > 0 {
+			o.AtLimit++
+		}
+		if q.Calls*100 >= q.Plan.Limit*NearLimitPercent {
+			o.NearLimit++
+		}
+		if !q.Plan.Hard && q.Calls > q.Plan.Limit {
+			o.InOverage++
+		}
+	}
+}

@@ -1,5 +1,6 @@
--- 014_cluster_billing.sql: one bill for a meterd cluster. Billing runs on
--- one node at a time, chosen by the lease row below, and its intents and
+-- 014_cluster_billing.sql: one bill and cluster-wide usage reads for a
+-- meterd cluster. Billing runs on one node at a time, chosen by the lease
+-- row below, and its intents and
 -- per-period state live here instead of in each node's ledger, so a node
 -- that takes over after a crash resumes the same intents with the same
 -- idempotency keys. Like 013, correctness rests on row-level conditional
@@ -49,5 +50,27 @@ CREATE TABLE IF NOT EXISTS meterd_billing_intents (
 );
 CREATE INDEX IF NOT EXISTS meterd_billing_intents_period_idx ON meterd_billing_intents (period_start, account_id, seq);
 CREATE INDEX IF NOT EXISTS meterd_billing_intents_open_idx ON meterd_billing_intents (open);
+
+-- meterd_node_daily: each node's own usage per account, UTC day and
+-- endpoint (endpoint and method '' for the account's day), published with
+-- its counts, so /api/usage/history, /api/usage/endpoints and the admin
+-- overview on any node answer for the cluster: own ledger plus the
+-- others' rows.
+CREATE TABLE IF NOT EXISTS meterd_node_daily (
+    node_id        text COLLATE "C" NOT NULL,
+    account_id     text COLLATE "C" NOT NULL,
+    usage_date     date   NOT NULL,
+    endpoint       text COLLATE "C" NOT NULL,
+    method         text COLLATE "C" NOT NULL,
+    api_calls      bigint NOT NULL DEFAULT 0,
+    overage_calls  bigint NOT NULL DEFAULT 0,
+    denied_calls   bigint NOT NULL DEFAULT 0,
+    errors         bigint NOT NULL DEFAULT 0,
+    client_errors  bigint NOT NULL DEFAULT 0,
+    latency_sum_us bigint NOT NULL DEFAULT 0,
+    latency_count  bigint NOT NULL DEFAULT 0,
+    CONSTRAINT meterd_node_daily_pkey PRIMARY KEY (node_id, account_id, usage_date, endpoint, method)
+);
+CREATE INDEX IF NOT EXISTS meterd_node_daily_day_idx ON meterd_node_daily (usage_date, account_id);
 
 -- No Down section: billing records are never dropped automatically.

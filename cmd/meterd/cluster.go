@@ -76,7 +76,7 @@ func (m *Main) openCluster(reg prometheus.Registerer) error {
 		addr = c.Listen
 	}
 	cl, err := cluster.Open(cluster.Config{DatabaseURL: c.DatabaseURL, NodeID: m.ledger.NodeID(),
-		Address: addr, Fail: c.ClusterFail, Local: ledgerLocal{m.ledger}, Backlog: m.exportBacklog,
+		Address: addr, Fail: c.ClusterFail, Local: ledgerLocal{m.ledger}, Backlog: m.exportBacklog, Usage: m.ledger,
 		Logger: m.log, Registerer: reg})
 	if err != nil {
 		return err
@@ -206,4 +206,23 @@ func (m *Main) billingService(reg prometheus.Registerer) (*billing.Service, erro
 		Currency: c.Currency, Store: m.cluster.Billing(m.ledger, planOf), Accounts: m.meter, Logger: m.log,
 		Registerer: reg, Grace: c.BillingGrace, Notices: m.meter, Owner: m.ledger.NodeID(),
 		RetryInterval: clusterRetryInterval})
+}
+
+// usageReader answers /api/usage/history, /api/usage/endpoints and the
+// overview's call totals: the ledger, or in cluster mode the ledger plus
+// the other nodes' published day rows.
+func (m *Main) usageReader() httpapi.UsageReader {
+	if m.cluster == nil {
+		return m.ledger
+	}
+	return m.cluster.Usage(m.ledger)
+}
+
+// billedReader lists billing intents for the overview: the ledger's, or
+// in cluster mode the shared ones in Postgres.
+func (m *Main) billedReader() httpapi.BilledReader {
+	if m.cluster == nil {
+		return m.ledger
+	}
+	return m.cluster.Billing(m.ledger, nil)
 }
