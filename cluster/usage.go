@@ -109,9 +109,11 @@ func (u *Usage) DailyUsage(ctx context.Context, account string, from, to time.Ti
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	rows, err := u.c.db.Query(ctx, othersDailySQL, u.c.node, account, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("read cluster usage: %w", err)
+		return nil, unreachable("read cluster usage", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -126,7 +128,17 @@ func (u *Usage) DailyUsage(ctx context.Context, account string, from, to time.Ti
 			}
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, unreachable("read cluster usage", err)
+	}
+	return out, nil
+}
+
+// unreachable marks a failed read of the others' rows as the shared state
+// being unavailable (503 cluster_unavailable): answering the node's own
+// share alone would look like a drop in usage.
+func unreachable(what string, err error) error {
+	return fmt.Errorf("%s: %w: %w", what, meter.ErrSharedUnavailable, err)
 }
 
 // EndpointUsage is the cluster's usage of account per endpoint and method
@@ -136,9 +148,11 @@ func (u *Usage) EndpointUsage(ctx context.Context, account string, from, to time
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	rows, err := u.c.db.Query(ctx, othersEndpointSQL, u.c.node, account, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("read cluster endpoint usage: %w", err)
+		return nil, unreachable("read cluster endpoint usage", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -148,7 +162,10 @@ func (u *Usage) EndpointUsage(ctx context.Context, account string, from, to time
 		}
 		out = addEndpoint(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, unreachable("read cluster endpoint usage", err)
+	}
+	return out, nil
 }
 
 func addEndpoint(out []meter.EndpointUsage, e meter.EndpointUsage) []meter.EndpointUsage {
