@@ -2,12 +2,15 @@ package cluster_test
 
 import (
 	"context"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/meterd/meterd/cluster"
 	"github.com/meterd/meterd/internal/billingtest"
+	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
 )
 
@@ -82,5 +85,67 @@ VALUES ($1, 'acme', $2, $3, $4, $5, $6)`, r.node, r.period, r.calls, r.overage, 
 	}
 	if c := meter.BillableCents(n, pro); c != 500 {
 		t.Fatalf("November bills %d cents, want 500", c)
+	}
+}
+
+// TestPeers_ClosingPeriod: calls a node counted after its last count
+// publication of a period, just before the period ended, still reach the
+// billing node: the node republishes the closed period from its ledger.
+func TestPeers_ClosingPeriod(t *testing.T) {
+	ctx := context.Background()
+	url, conn := mustDB(t)
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "meter.db"), ledger.Options{NodeID: "n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c, err := cluster.Open(cluster.Config{DatabaseURL: url, NodeID: "n2", Local: ledgerLocal{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Abandon)
+	plans, err := meter.ParsePlans([]byte("plans:\n  pro:\n    limit: 10\n    overage_micros: 1000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := meter.New(ctx, meter.Config{Store: l, Plans: plans, Now: now, Allowance: c.Leases(), Shared: c, Peers: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateAccount(ctx, meter.Account{ID: "p1", Name: "p1", Plan: "pro"}); err != nil {
+		t.Fatal(err)
+	}
+	round := c.CountRounds(m)
+	call := func(n int) {
+		for range n {
+			if _, err := m.Track(ctx, meter.Call{AccountID: "p1", Endpoint: "/x", Method: "GET"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	call(15)
+	if err := round(); err != nil { // publishes 15
+		t.Fatal(err)
+	}
+	call(5) // never published while November is current here
+	clock.Store(time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC).UnixNano())
+	call(1)
+	if err := round(); err != nil {
+		t.Fatal(err)
+	}
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	if n := scanInt(t, conn, `SELECT calls FROM meterd_node_counts WHERE node_id = 'n2' AND period_start = $1`, nov); n != 20 {
+		t.Fatalf("November published as %d calls, want 20", n)
+	}
+	// The billing node (another id) bills all 20: 10 overage calls, 1 cent.
+	got, err := cluster.NewBilling(mustPool(t, url), "n1", noCounters{}, func(string) (meter.Plan, bool) {
+		p, _ := plans.Get("pro")
+		return p, true
+	}).Counters(ctx, "p1")
+	if err != nil || len(got) != 2 || got[0].Calls != 20 || got[0].Overage != 10 || got[0].OverageMicros != 10_000 {
+		t.Fatalf("billing counters %+v, %v", got, err)
 	}
 }

@@ -62,15 +62,15 @@ FROM meterd_node_counts WHERE node_id <> $1 GROUP BY account_id, period_start`
 // runCounts publishes this node's counts and reads the others' until ctx
 // ends.
 func (c *Cluster) runCounts(ctx context.Context, local Applier) {
-	published := map[peerKey]meter.Counter{}
-	dailyDue := map[string]bool{} // accounts whose day rows are not published yet
+	st := &countState{published: map[peerKey]meter.Counter{}, dailyDue: map[string]bool{},
+		period: map[string]int64{}, closing: map[peerKey]closingPeriod{}}
 	t := time.NewTicker(c.cfg.PublishInterval)
 	defer t.Stop()
 	for {
-		err := c.exchangeCounts(ctx, local, published, dailyDue)
+		err := c.exchangeCounts(ctx, local, st)
 		if err == nil {
-			if err = c.publishDaily(ctx, dailyDue, time.Now()); err == nil {
-				clear(dailyDue)
+			if err = c.publishDaily(ctx, st.dailyDue, time.Now()); err == nil {
+				clear(st.dailyDue)
 			}
 		}
 		if err != nil && ctx.Err() == nil {
@@ -88,19 +88,28 @@ func (c *Cluster) runCounts(ctx context.Context, local Applier) {
 // exchangeCounts publishes the counters that changed since the last
 // successful publication and reads the others', in one round trip; the
 // accounts that changed become due for their day rows (publishDaily).
-func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published map[peerKey]meter.Counter, dailyDue map[string]bool) error {
+func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, st *countState) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	var b pgx.Batch
 	changed := map[peerKey]meter.Counter{}
+	published := st.published
+	now := time.Now()
 	for _, q := range local.Quotas() {
 		k := peerKey{q.Account.ID, q.Period.Start.Unix()}
+		if prev, ok := st.period[k.account]; ok && prev != k.period {
+			st.closing[peerKey{k.account, prev}] = closingPeriod{until: now.Add(closingRepublish), plan: q.Plan}
+		}
+		st.period[k.account] = k.period
 		cur := meter.Counter{Calls: q.Calls, Overage: q.Overage, Denied: q.Denied, OverageMicros: q.OverageMicros}
 		if published[k] == cur {
 			continue
 		}
 		changed[k] = cur
 		b.Queue(publishSQL, c.node, q.Account.ID, q.Period.Start, cur.Calls, cur.Overage, cur.Denied, cur.OverageMicros)
+	}
+	if err := c.queueClosing(ctx, &b, st, now); err != nil {
+		return err
 	}
 	others := map[peerKey]meter.Counter{}
 	b.Queue(othersSQL, c.node).Query(func(rows pgx.Rows) error {
@@ -120,10 +129,62 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, published m
 	}
 	for k, v := range changed {
 		published[k] = v
-		dailyDue[k.account] = true
+		st.dailyDue[k.account] = true
+	}
+	for k, cp := range st.closing {
+		if now.After(cp.until) {
+			delete(st.closing, k)
+		}
 	}
 	c.peers.mu.Lock()
 	c.peers.m = others
 	c.peers.mu.Unlock()
+	return nil
+}
+
+// closingRepublish is how long after a node sees an account's period end
+// it keeps publishing that period's counter from its ledger: calls
+// committed between its last publication and the rollover reach the
+// billing node, which bills closed periods only after the grace (1 h).
+const closingRepublish = 10 * time.Second
+
+// countState is what the count exchange remembers between rounds.
+type countState struct {
+	// published is what the last successful round published.
+	published map[peerKey]meter.Counter
+	// dailyDue are accounts whose day rows are not published yet.
+	dailyDue map[string]bool
+	// period is each account's current period start as last seen.
+	period map[string]int64
+	// closing are periods that just ended here, republished from the
+	// ledger until their deadline.
+	closing map[peerKey]closingPeriod
+}
+
+type closingPeriod struct {
+	until time.Time
+	plan  meter.Plan
+}
+
+// PeriodCounter is the ledger's counter of one period; a Local that has
+// it gets its closed periods republished (see closingRepublish).
+type PeriodCounter interface {
+	Counter(ctx context.Context, account string, periodStart time.Time) (meter.Counter, error)
+}
+
+// queueClosing republishes the counters of periods that just closed here.
+func (c *Cluster) queueClosing(ctx context.Context, b *pgx.Batch, st *countState, now time.Time) error {
+	src, ok := c.cfg.Local.(PeriodCounter)
+	if !ok {
+		return nil
+	}
+	for k, cp := range st.closing {
+		n, err := src.Counter(ctx, k.account, time.Unix(k.period, 0).UTC())
+		if err != nil {
+			return err
+		}
+		b.Queue(publishSQL, c.node, k.account, time.Unix(k.period, 0).UTC(), n.Calls, n.Overage, n.Denied,
+			n.PricedOverageMicros(cp.plan))
+	}
 	return nil
 }
