@@ -62,18 +62,12 @@ FROM meterd_node_counts WHERE node_id <> $1 GROUP BY account_id, period_start`
 // runCounts publishes this node's counts and reads the others' until ctx
 // ends.
 func (c *Cluster) runCounts(ctx context.Context, local Applier) {
-	st := &countState{published: map[peerKey]meter.Counter{}, dailyDue: map[string]bool{},
-		period: map[string]int64{}, closing: map[peerKey]closingPeriod{}}
+	st := &countState{published: map[peerKey]meter.Counter{}, period: map[string]int64{},
+		closing: map[peerKey]closingPeriod{}}
 	t := time.NewTicker(c.cfg.PublishInterval)
 	defer t.Stop()
 	for {
-		err := c.exchangeCounts(ctx, local, st)
-		if err == nil {
-			if err = c.publishDaily(ctx, st.dailyDue, time.Now()); err == nil {
-				clear(st.dailyDue)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := c.exchangeCounts(ctx, local, st); err != nil && ctx.Err() == nil {
 			c.noteResult(err)
 			c.log.Debug("cluster: count exchange failed", "error", err)
 		}
@@ -86,8 +80,10 @@ func (c *Cluster) runCounts(ctx context.Context, local Applier) {
 }
 
 // exchangeCounts publishes the counters that changed since the last
-// successful publication and reads the others', in one round trip; the
-// accounts that changed become due for their day rows (publishDaily).
+// successful publication, with the day rows of their accounts
+// (queueDaily), and reads the others', in one round trip. What a failed
+// round did not publish differs from published, so the next round sends
+// it again.
 func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, st *countState) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -111,6 +107,9 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, st *countSt
 	if err := c.queueClosing(ctx, &b, st, now); err != nil {
 		return err
 	}
+	if err := c.queueDaily(ctx, &b, changed, now); err != nil {
+		return err
+	}
 	others := map[peerKey]meter.Counter{}
 	b.Queue(othersSQL, c.node).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -129,7 +128,6 @@ func (c *Cluster) exchangeCounts(ctx context.Context, local Applier, st *countSt
 	}
 	for k, v := range changed {
 		published[k] = v
-		st.dailyDue[k.account] = true
 	}
 	for k, cp := range st.closing {
 		if now.After(cp.until) {
@@ -152,8 +150,6 @@ const closingRepublish = 10 * time.Second
 type countState struct {
 	// published is what the last successful round published.
 	published map[peerKey]meter.Counter
-	// dailyDue are accounts whose day rows are not published yet.
-	dailyDue map[string]bool
 	// period is each account's current period start as last seen.
 	period map[string]int64
 	// closing are periods that just ended here, republished from the

@@ -20,7 +20,7 @@ func (c *Cluster) Abandon() {
 // CountRounds runs count exchanges by hand, one per call of the returned
 // function, sharing state between rounds as the loop does.
 func (c *Cluster) CountRounds(local Applier) func() error {
-	st := &countState{published: map[peerKey]meter.Counter{}, dailyDue: map[string]bool{},
-		period: map[string]int64{}, closing: map[peerKey]closingPeriod{}}
+	st := &countState{published: map[peerKey]meter.Counter{}, period: map[string]int64{},
+		closing: map[peerKey]closingPeriod{}}
 	return func() error { return c.exchangeCounts(context.Background(), local, st) }
 }

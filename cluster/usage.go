@@ -26,27 +26,26 @@ ON CONFLICT (node_id, account_id, usage_date, endpoint, method) DO UPDATE
         errors = EXCLUDED.errors, client_errors = EXCLUDED.client_errors,
         latency_sum_us = EXCLUDED.latency_sum_us, latency_count = EXCLUDED.latency_count`
 
-// publishDaily publishes the day rows of accounts whose counts changed:
+// queueDaily queues the day rows of the accounts whose counts changed:
 // today's, and yesterday's too within two intervals of midnight, so calls
-// just before it are not left behind. It reports success only when every
-// row went, so the caller keeps the accounts due otherwise.
-func (c *Cluster) publishDaily(ctx context.Context, accounts map[string]bool, now time.Time) error {
+// just before it are not left behind. It reads the ledger: two short
+// views per changed account and day.
+func (c *Cluster) queueDaily(ctx context.Context, b *pgx.Batch, changed map[peerKey]meter.Counter, now time.Time) error {
 	src := c.cfg.Usage
-	if src == nil || len(accounts) == 0 {
+	if src == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	var b pgx.Batch
-	for acct := range accounts {
+	done := map[string]bool{}
+	for k := range changed {
+		if done[k.account] {
+			continue
+		}
+		done[k.account] = true
 		for day := meter.DayOf(now.Add(-2 * c.cfg.PublishInterval)); !day.After(meter.DayOf(now)); day = day.AddDate(0, 0, 1) {
-			if err := c.queueDay(ctx, &b, src, acct, day); err != nil {
+			if err := c.queueDay(ctx, b, src, k.account, day); err != nil {
 				return err
 			}
 		}
-	}
-	if err := c.db.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("publish daily usage: %w", err)
 	}
 	return nil
 }
