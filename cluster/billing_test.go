@@ -149,3 +149,15 @@ func TestPeers_ClosingPeriod(t *testing.T) {
 		t.Fatalf("billing counters %+v, %v", got, err)
 	}
 }
+
+// BenchmarkBilling_Charge: one charge's store writes in Postgres (compare
+// ledger BenchmarkLedger_BillingCharge).
+func BenchmarkBilling_Charge(b *testing.B) {
+	url, _ := mustDB(b)
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	billingtest.BenchCharge(b, cluster.NewBilling(db, "n1", noCounters{}, noPlan))
+}

@@ -12,3 +12,9 @@ import (
 func TestLedger_BillingStoreConformance(t *testing.T) {
 	billingtest.RunStoreSuite(t, func(t *testing.T) meter.BillingStore { return openBillingLedger(t, "") })
 }
+
+// BenchmarkLedger_BillingCharge: one charge's store writes on the ledger
+// (compare cluster BenchmarkBilling_Charge).
+func BenchmarkLedger_BillingCharge(b *testing.B) {
+	billingtest.BenchCharge(b, openBillingLedger(b, ""))
+}

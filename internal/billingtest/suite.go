@@ -8,6 +8,7 @@ package billingtest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +307,29 @@ func testLastRun(t *testing.T, s meter.BillingStore) {
 	}
 	if at, err := s.LastBillingRun(ctx); err != nil || !at.Equal(Now) {
 		t.Fatalf("last run %v, %v; want %v (it only moves forward)", at, err, Now)
+	}
+}
+
+// BenchCharge measures what one charge costs the store: the intent is
+// created under the lease, marked sent, then done, as a billing run does
+// for each account period it charges.
+func BenchCharge(b *testing.B, s meter.BillingStore) {
+	ctx := context.Background()
+	if _, err := s.AcquireBillingLease(ctx, "bench", Now, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		in := Intent("acct"+strconv.Itoa(i), 500, 5000)
+		it, err := s.CreateBillingIntent(ctx, "bench", in, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, st := range []meter.IntentStatus{meter.IntentSent, meter.IntentDone} {
+			if _, err := s.UpdateBillingIntent(ctx, meter.IntentUpdate{AccountID: it.AccountID, PeriodStart: Nov,
+				Seq: it.Seq, Status: st, StripeID: "ii_bench", At: Now}); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
