@@ -184,6 +184,9 @@ func withOfflineService(ctx context.Context, c *Config, stderr io.Writer, hint s
 		return err
 	}
 	defer l.Close()
+	if err := refuseClusterLedger(ctx, l, c.Listen); err != nil {
+		return err
+	}
 	plans := meter.DefaultPlans()
 	if c.PlansFile != "" {
 		if plans, err = meter.LoadPlans(c.PlansFile); err != nil {

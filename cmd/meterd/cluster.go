@@ -226,3 +226,23 @@ func (m *Main) billedReader() httpapi.BilledReader {
 	}
 	return m.cluster.Billing(m.ledger, nil)
 }
+
+// errClusterLedger: `meterd bill` was pointed at a cluster node's ledger.
+var errClusterLedger = errors.New("meterd bill: this ledger belongs to a cluster node, whose billing lives in the cluster's Postgres; " +
+	"bill through any running node instead")
+
+// refuseClusterLedger stops offline billing on a ledger that joined a
+// cluster: it would bill (or compare) this node's calls alone, beside the
+// shared intents, and its intent keys would collide with the cluster's.
+func refuseClusterLedger(ctx context.Context, l *ledger.Ledger, listen string) error {
+	for _, name := range []string{cluster.RevisionCursor, cluster.AdoptedCursor} {
+		n, err := l.Cursor(ctx, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w:\n  curl -X POST -H \"Authorization: Bearer $METER_CRON_SECRET\" http://%s/api/cron/process-overage", errClusterLedger, listen)
+		}
+	}
+	return nil
+}

@@ -32,9 +32,11 @@ func TestCluster_OneBill(t *testing.T) {
 	stripe := newStallingStripe(t)
 	ids := []string{"n1", "n2", "n3"}
 	nodes := map[string]*proc{}
+	dirs := map[string]string{}
 	var list []*proc
 	for _, id := range ids {
-		p := startNode(t, t.TempDir(), dbURL, id, "--plans", plans, "--stripe-secret-key", "sk_test_cluster",
+		dirs[id] = t.TempDir()
+		p := startNode(t, dirs[id], dbURL, id, "--plans", plans, "--stripe-secret-key", "sk_test_cluster",
 			"--stripe-api-base", stripe.srv.URL, "--cron-secret", "cron-cluster")
 		nodes[id] = p
 		list = append(list, p)
@@ -153,6 +155,16 @@ func TestCluster_OneBill(t *testing.T) {
 		t.Fatalf("after a second run Stripe holds %d items, %d cents; want one item of 500", items, cents)
 	}
 	t.Logf("Stripe saw %d POSTs for one idempotency key", posts)
+
+	// The killed node's disk cannot be billed offline beside the cluster.
+	stdout, stderr, err := runMeterdCmd(t, []string{"STRIPE_SECRET_KEY=sk_test_cluster", "STRIPE_API_BASE=" + stripe.srv.URL},
+		"bill", "--data-dir", dirs[billing], "--plans", plans)
+	if err == nil || !strings.Contains(stderr, "belongs to a cluster node") {
+		t.Fatalf("meterd bill on a cluster node's disk: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if items, cents := stripe.billed(); items != 1 || cents != 500 {
+		t.Fatalf("Stripe holds %d items, %d cents after the refused offline run", items, cents)
+	}
 }
 
 // clusterReadsAgree reports whether base answers every usage read for
