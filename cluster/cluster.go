@@ -79,8 +79,12 @@ type Config struct {
 	// PublishInterval (default DefaultPublishInterval) paces the exchange
 	// of per-node counts behind cluster-wide reads.
 	PublishInterval time.Duration
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer
+	// Usage is this node's daily usage; with it, the day rows of accounts
+	// whose counts changed are published with the counts (nil: none, and
+	// cluster-wide history reads see only what others published).
+	Usage      UsageSource
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // RevisionCursor is the ledger cursor holding the last applied revision.

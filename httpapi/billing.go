@@ -185,3 +185,15 @@ func (br *billingRoutes) handleCharges(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// billingBusy names the lease holder, when the store said who it is, so a
+// cron caller hitting any node of a cluster learns which node is billing
+// and until when its lease runs.
+func billingBusy(err error) *apiError {
+	_, held, ok := strings.Cut(err.Error(), "lease held by ")
+	if !ok {
+		return errBillingBusy
+	}
+	return newError(http.StatusConflict, "billing_in_progress",
+		"another billing run is in progress (lease held by "+held+"); retry later")
+}

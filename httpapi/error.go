@@ -74,7 +74,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, meter.ErrOverloaded):
 		return newError(http.StatusServiceUnavailable, "overloaded", "the ledger is busy; retry shortly")
 	case errors.Is(err, meter.ErrBillingBusy):
-		return errBillingBusy
+		return billingBusy(err)
 	case errors.Is(err, meter.ErrBillingDisabled):
 		return errBillingDisabled
 	case errors.Is(err, meter.ErrQuotaUnavailable):

@@ -145,5 +145,55 @@ func (m *Meter) withPeersQuota(q *Quota) {
 	o := m.peers.Others(q.Account.ID, q.Period.Start)
 	q.Calls += o.Calls
 	q.Overage += o.Overage
+	q.OverageMicros += o.OverageMicros
 	q.Denied += o.Denied
+	c := ClusterOverage(q.Counter(), q.Plan)
+	q.OverageMicros += (c.Overage - q.Overage) * OveragePriceMicros(q.Plan)
+	q.Overage = c.Overage
+}
+
+// ClusterOverage is the overage rule for a counter summed over a
+// cluster's nodes. Each node stamps a soft-limited call as overage
+// against its own count (it decides alone), so the sum of the stamps can
+// fall short of the calls past the limit, never exceed it: Σ max(nᵢ −
+// limit, 0) ≤ max(Σ nᵢ − limit, 0). The calls missing from the stamps are
+// added as overage priced at plan (UnpricedOverage, see
+// PricedOverageMicros), so the cluster bills exactly the calls past the
+// limit. plan should be the one the period ran on (the account's current
+// plan: a mid-period plan change prices the added calls at the new rate).
+func ClusterOverage(c Counter, plan Plan) Counter {
+	if more := OverageCalls(plan, c.Calls) - c.Overage; more > 0 {
+		c.Overage += more
+		c.UnpricedOverage += more
+	}
+	return c
+}
+
+// clusterOverview recomputes, in cluster mode, the overview's figures
+// that depend on an account's counts (overage revenue, at, near and past
+// the limit) from the cluster-wide counts: O(accounts) rather than the
+// single node's running totals, each account's count at most the
+// cluster's staleness bound behind. Plan counts and MRR need nothing:
+// every node holds every account.
+func (m *Meter) clusterOverview(o *Overview) {
+	if m.peers == nil {
+		return
+	}
+	o.OverageRevenueCents, o.AtLimit, o.NearLimit, o.InOverage = 0, 0, 0, 0
+	for _, q := range m.Quotas() {
+		m.withPeersQuota(&q)
+		o.OverageRevenueCents += MicrosToCents(q.OverageMicros)
+		if q.Plan.Unlimited() {
+			continue
+		}
+		if q.Plan.Hard && q.Denied > 0 {
+			o.AtLimit++
+		}
+		if q.Calls*100 >= q.Plan.Limit*NearLimitPercent {
+			o.NearLimit++
+		}
+		if !q.Plan.Hard && q.Calls > q.Plan.Limit {
+			o.InOverage++
+		}
+	}
 }

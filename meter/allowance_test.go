@@ -176,3 +176,28 @@ func TestMeter_Allowance(t *testing.T) {
 		}
 	})
 }
+
+func TestClusterOverage(t *testing.T) {
+	pro := meter.Plan{Name: "pro", Limit: 1000, OverageMicros: 1000}
+	free := meter.Plan{Name: "free", Limit: 1000, Hard: true}
+	for _, tc := range []struct {
+		name              string
+		plan              meter.Plan
+		in                meter.Counter
+		overage, unpriced int64
+		cents             int64
+	}{
+		{"no node past the limit alone", pro, meter.Counter{Calls: 6000}, 5000, 5000, 500},
+		{"stamps complete already", pro, meter.Counter{Calls: 6000, Overage: 5000, OverageMicros: 5_000_000}, 5000, 0, 500},
+		{"some stamped at an older price", pro, meter.Counter{Calls: 6000, Overage: 1000, OverageMicros: 2_000_000}, 5000, 4000, 600},
+		{"under the limit", pro, meter.Counter{Calls: 900}, 0, 0, 0},
+		{"hard plans have no overage", free, meter.Counter{Calls: 1000}, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := meter.ClusterOverage(tc.in, tc.plan)
+			if got.Overage != tc.overage || got.UnpricedOverage != tc.unpriced || meter.BillableCents(got, tc.plan) != tc.cents {
+				t.Fatalf("got %+v (%d cents), want overage %d, unpriced %d, %d cents", got, meter.BillableCents(got, tc.plan), tc.overage, tc.unpriced, tc.cents)
+			}
+		})
+	}
+}

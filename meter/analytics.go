@@ -52,6 +52,7 @@ func (m *Meter) Overview() Overview {
 		o.Users[name] = 0
 	}
 	m.totals.read(now, &o)
+	m.clusterOverview(&o)
 	return o
 }
 

@@ -57,10 +57,11 @@ func (c *BillingConfig) validateBilling() error {
 	return nil
 }
 
-// service builds the billing service over a ledger and a meter.
-func (c *BillingConfig) service(l *ledger.Ledger, m *meter.Meter, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
+// service builds the billing service over a billing store (the ledger, or
+// the cluster's Postgres store) and a meter.
+func (c *BillingConfig) service(store meter.BillingStore, m *meter.Meter, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
 	return billing.New(billing.Config{SecretKey: c.StripeSecretKey, APIBase: c.StripeAPIBase,
-		Currency: c.Currency, Store: l, Accounts: m, Logger: log, Registerer: reg, Grace: c.BillingGrace, Notices: m})
+		Currency: c.Currency, Store: store, Accounts: m, Logger: log, Registerer: reg, Grace: c.BillingGrace, Notices: m})
 }
 
 // startBilling registers the billing routes on api and, when a Stripe key
@@ -70,7 +71,7 @@ func (c *BillingConfig) service(l *ledger.Ledger, m *meter.Meter, log *slog.Logg
 // routes answer 503), but previews still work.
 func (m *Main) startBilling(ctx context.Context, api *httpapi.Server, reg prometheus.Registerer) error {
 	c := &m.Config.BillingConfig
-	svc, err := c.service(m.ledger, m.meter, m.log, reg)
+	svc, err := m.billingService(reg)
 	if err != nil {
 		return err
 	}
@@ -183,6 +184,9 @@ func withOfflineService(ctx context.Context, c *Config, stderr io.Writer, hint s
 		return err
 	}
 	defer l.Close()
+	if err := refuseClusterLedger(ctx, l, c.Listen); err != nil {
+		return err
+	}
 	plans := meter.DefaultPlans()
 	if c.PlansFile != "" {
 		if plans, err = meter.LoadPlans(c.PlansFile); err != nil {

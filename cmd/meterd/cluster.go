@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/meterd/meterd/cluster"
+	billing "github.com/meterd/meterd/export/stripe"
 	"github.com/meterd/meterd/httpapi"
 	"github.com/meterd/meterd/ledger"
 	"github.com/meterd/meterd/meter"
@@ -75,7 +76,7 @@ func (m *Main) openCluster(reg prometheus.Registerer) error {
 		addr = c.Listen
 	}
 	cl, err := cluster.Open(cluster.Config{DatabaseURL: c.DatabaseURL, NodeID: m.ledger.NodeID(),
-		Address: addr, Fail: c.ClusterFail, Local: ledgerLocal{m.ledger}, Backlog: m.exportBacklog,
+		Address: addr, Fail: c.ClusterFail, Local: ledgerLocal{m.ledger}, Backlog: m.exportBacklog, Usage: m.ledger,
 		Logger: m.log, Registerer: reg})
 	if err != nil {
 		return err
@@ -182,4 +183,66 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"node": node, "settled": out})
+}
+
+// clusterRetryInterval is how often, in cluster mode, each node looks for
+// billing intents a dead billing node left open: with the 15 s lease, a
+// survivor resumes them within about 25 s of a kill -9.
+const clusterRetryInterval = 5 * time.Second
+
+// billingService builds the billing service: over the ledger on a single
+// node; in cluster mode over the shared Postgres store, which bills the
+// whole cluster's counts and lets one node at a time hold the lease.
+func (m *Main) billingService(reg prometheus.Registerer) (*billing.Service, error) {
+	c := &m.Config.BillingConfig
+	if m.cluster == nil {
+		return c.service(m.ledger, m.meter, m.log, reg)
+	}
+	planOf := func(id string) (meter.Plan, bool) {
+		q, err := m.meter.Quota(id)
+		return q.Plan, err == nil
+	}
+	return billing.New(billing.Config{SecretKey: c.StripeSecretKey, APIBase: c.StripeAPIBase,
+		Currency: c.Currency, Store: m.cluster.Billing(m.ledger, planOf), Accounts: m.meter, Logger: m.log,
+		Registerer: reg, Grace: c.BillingGrace, Notices: m.meter, Owner: m.ledger.NodeID(),
+		RetryInterval: clusterRetryInterval})
+}
+
+// usageReader answers /api/usage/history, /api/usage/endpoints and the
+// overview's call totals: the ledger, or in cluster mode the ledger plus
+// the other nodes' published day rows.
+func (m *Main) usageReader() httpapi.UsageReader {
+	if m.cluster == nil {
+		return m.ledger
+	}
+	return m.cluster.Usage(m.ledger)
+}
+
+// billedReader lists billing intents for the overview: the ledger's, or
+// in cluster mode the shared ones in Postgres.
+func (m *Main) billedReader() httpapi.BilledReader {
+	if m.cluster == nil {
+		return m.ledger
+	}
+	return m.cluster.Billing(m.ledger, nil)
+}
+
+// errClusterLedger: `meterd bill` was pointed at a cluster node's ledger.
+var errClusterLedger = errors.New("meterd bill: this ledger belongs to a cluster node, whose billing lives in the cluster's Postgres; " +
+	"bill through any running node instead")
+
+// refuseClusterLedger stops offline billing on a ledger that joined a
+// cluster: it would bill (or compare) this node's calls alone, beside the
+// shared intents, and its intent keys would collide with the cluster's.
+func refuseClusterLedger(ctx context.Context, l *ledger.Ledger, listen string) error {
+	for _, name := range []string{cluster.RevisionCursor, cluster.AdoptedCursor} {
+		n, err := l.Cursor(ctx, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w:\n  curl -X POST -H \"Authorization: Bearer $METER_CRON_SECRET\" http://%s/api/cron/process-overage", errClusterLedger, listen)
+		}
+	}
+	return nil
 }

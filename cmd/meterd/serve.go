@@ -180,7 +180,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	api := httpapi.New(httpapi.Config{Meter: m.meter, AdminToken: c.AdminToken, ServiceToken: c.ServiceToken,
-		Logger: m.log, Observer: mx, Usage: m.ledger, Maintenance: m.ledger, Billed: m.ledger, Webhooks: webhookAPI(hooks),
+		Logger: m.log, Observer: mx, Usage: m.usageReader(), Maintenance: m.ledger, Billed: m.billedReader(), Webhooks: webhookAPI(hooks),
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready:       map[string]httpapi.Readiness{"ledger": m.ledgerReady, "disk": m.diskReady},
 		CORSOrigins: c.corsOrigins(), PortalKey: portalKey, PortalTTL: c.PortalTTL, PortalMaxTTL: c.PortalMaxTTL,

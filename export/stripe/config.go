@@ -53,6 +53,9 @@ type Config struct {
 	Currency string
 	Store    meter.BillingStore
 	Accounts Accounts
+	// Owner prefixes this process's name in billing lease records (a
+	// cluster node's id), so a busy answer says which node bills.
+	Owner string
 	// Now is the clock (default time.Now); tests freeze and advance it.
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -59,6 +59,11 @@ func (s *Service) loop(ctx context.Context, sched cron.Schedule) {
 		case <-timer.C:
 		}
 		last = slot
+		if done, err := s.cfg.Store.LastBillingRun(ctx); err == nil && !done.Before(slot) {
+			// Another process sharing the store (a cluster node) already
+			// ran this slot.
+			continue
+		}
 		_, err := s.Run(ctx)
 		switch {
 		case errors.Is(err, meter.ErrBillingBusy):

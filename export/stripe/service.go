@@ -48,6 +48,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, metrics: m, id: processID()}
+	if cfg.Owner != "" {
+		s.id = cfg.Owner + "@" + s.id
+	}
 	if cfg.SecretKey != "" {
 		s.client = newClient(cfg)
 	}
