@@ -4,17 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestCluster_OneBill: a Pro account (plans file: limit 1,000, overage
-// 1,000 micro-dollars a call) makes 6,000 calls spread over three real
-// nodes, so no node passes the limit alone by much and the cluster's
-// overage is 5,000 calls = 500 cents. process-overage is called on all
+// TestCluster_OneBill: a Pro account (default plans: 100,000 included
+// calls, 1,000 micro-dollars an overage call) makes 105,000 calls spread
+// over three real nodes, so no node passes the limit alone and the
+// cluster's overage is 5,000 calls = 500 cents. process-overage is called on all
 // three at once: one node takes the billing lease and reaches Stripe,
 // which makes the item but never answers (stallingStripe); the other two
 // answer 409 naming the holder. The holder is killed with SIGKILL; a
@@ -23,12 +21,12 @@ import (
 // charges nothing more. Before billing, every node's usage reads
 // (current, history, endpoints, admin overview) answer for the cluster
 // within the 2 s staleness bound.
+// proCalls is the issue's case: a Pro account (the default plan: 100,000
+// included calls, $0.001 per overage call) makes 105,000 calls.
+const proCalls = 105_000
+
 func TestCluster_OneBill(t *testing.T) {
 	dbURL, conn := mustClusterDB(t)
-	plans := filepath.Join(t.TempDir(), "plans.yaml")
-	if err := os.WriteFile(plans, []byte("plans:\n  pro:\n    limit: 1000\n    overage_micros: 1000\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	stripe := newStallingStripe(t)
 	ids := []string{"n1", "n2", "n3"}
 	nodes := map[string]*proc{}
@@ -36,7 +34,7 @@ func TestCluster_OneBill(t *testing.T) {
 	var list []*proc
 	for _, id := range ids {
 		dirs[id] = t.TempDir()
-		p := startNode(t, dirs[id], dbURL, id, "--plans", plans, "--stripe-secret-key", "sk_test_cluster",
+		p := startNode(t, dirs[id], dbURL, id, "--stripe-secret-key", "sk_test_cluster",
 			"--stripe-api-base", stripe.srv.URL, "--cron-secret", "cron-cluster")
 		nodes[id] = p
 		list = append(list, p)
@@ -52,9 +50,9 @@ func TestCluster_OneBill(t *testing.T) {
 	for _, n := range list[1:] {
 		waitFor(t, time.Second, "key visible on "+n.base, func() bool { return keyWorks(n.base, key.Key) })
 	}
-	tl := spread(t, list, key.Key, 6000, nil)
-	if tl.allowed.Load() != 6000 {
-		t.Fatalf("allowed %d of 6000 Pro calls", tl.allowed.Load())
+	tl := spread(t, list, key.Key, proCalls, nil)
+	if tl.allowed.Load() != proCalls {
+		t.Fatalf("allowed %d of %d Pro calls", tl.allowed.Load(), proCalls)
 	}
 	loaded := time.Now()
 	for _, n := range list { // every node answers for the cluster
@@ -158,7 +156,7 @@ func TestCluster_OneBill(t *testing.T) {
 
 	// The killed node's disk cannot be billed offline beside the cluster.
 	stdout, stderr, err := runMeterdCmd(t, []string{"STRIPE_SECRET_KEY=sk_test_cluster", "STRIPE_API_BASE=" + stripe.srv.URL},
-		"bill", "--data-dir", dirs[billing], "--plans", plans)
+		"bill", "--data-dir", dirs[billing])
 	if err == nil || !strings.Contains(stderr, "belongs to a cluster node") {
 		t.Fatalf("meterd bill on a cluster node's disk: %v\n%s\n%s", err, stdout, stderr)
 	}
@@ -193,15 +191,15 @@ func clusterReadsAgree(t *testing.T, base, key string) bool {
 		OverageRevenueCents int64 `json:"overage_revenue_cents"`
 		AccountsInOverage   int64 `json:"accounts_in_overage"`
 	}
-	if do(t, "GET", base+"/api/usage/current", key, nil, &cur) != 200 || cur.APICalls != 6000 || cur.OverageCalls != 5000 {
+	if do(t, "GET", base+"/api/usage/current", key, nil, &cur) != 200 || cur.APICalls != proCalls || cur.OverageCalls != proCalls-100_000 {
 		return false
 	}
-	if do(t, "GET", base+"/api/usage/history?days=1", key, nil, &hist) != 200 || len(hist.Days) != 1 || hist.Days[0].APICalls != 6000 {
+	if do(t, "GET", base+"/api/usage/history?days=1", key, nil, &hist) != 200 || len(hist.Days) != 1 || hist.Days[0].APICalls != proCalls {
 		return false
 	}
-	if do(t, "GET", base+"/api/usage/endpoints?days=1", key, nil, &eps) != 200 || len(eps.Endpoints) != 1 || eps.Endpoints[0].APICalls != 6000 {
+	if do(t, "GET", base+"/api/usage/endpoints?days=1", key, nil, &eps) != 200 || len(eps.Endpoints) != 1 || eps.Endpoints[0].APICalls != proCalls {
 		return false
 	}
-	return do(t, "GET", base+"/api/admin/analytics/overview", adminToken, nil, &ov) == 200 && ov.APICalls.Today == 6000 &&
+	return do(t, "GET", base+"/api/admin/analytics/overview", adminToken, nil, &ov) == 200 && ov.APICalls.Today == proCalls &&
 		ov.OverageRevenueCents == 500 && ov.AccountsInOverage == 1
 }
