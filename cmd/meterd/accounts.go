@@ -72,18 +72,19 @@ func printAccountPage(stdout, stderr io.Writer, page client.AccountPage, asJSON 
 }
 
 func accountTable(w io.Writer, accts []client.Account) error {
-	rows := make([][]string, 0, len(accts))
-	for _, a := range accts {
-		active := 0
-		for _, k := range a.Keys {
-			if k.RevokedAt == nil {
-				active++
-			}
+	return tableOf(w, "ID\tPLAN\tSTATUS\tKEYS\tNAME\tEMAIL\tCREATED", accts, func(a client.Account) []string {
+		return []string{a.ID, a.Plan, a.Status(), fmt.Sprint(activeKeys(a)), a.Name, a.Email, timeText(&a.CreatedAt)}
+	})
+}
+
+func activeKeys(a client.Account) int {
+	n := 0
+	for _, k := range a.Keys {
+		if k.RevokedAt == nil {
+			n++
 		}
-		rows = append(rows, []string{a.ID, a.Plan, a.Status(), fmt.Sprint(active), a.Name, a.Email,
-			timeText(&a.CreatedAt)})
 	}
-	return table(w, "ID\tPLAN\tSTATUS\tKEYS\tNAME\tEMAIL\tCREATED", rows)
+	return n
 }
 
 // accountFlags are the fields create and update set.

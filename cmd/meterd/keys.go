@@ -67,31 +67,16 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return remoteCommand[revokedKey]{name: "meterd keys revoke", synopsis: "KEY_ID", args: []string{"KEY_ID"},
-		call: func(ctx context.Context, c *client.Client, pos []string) (revokedKey, error) {
-			return revokedKey{ID: pos[0], Revoked: true}, c.RevokeKey(ctx, pos[0])
+	return remoteCommand[idDone]{name: "meterd keys revoke", synopsis: "KEY_ID", args: []string{"KEY_ID"},
+		call: func(ctx context.Context, c *client.Client, pos []string) (idDone, error) {
+			return idDone{id: pos[0], verb: "revoked"}, c.RevokeKey(ctx, pos[0])
 		},
-		print: func(stdout, _ io.Writer, k revokedKey, asJSON bool) error {
-			if asJSON {
-				return printJSON(stdout, k)
-			}
-			fmt.Fprintf(stdout, "revoked %s\n", k.ID)
-			return nil
-		},
+		print: printIDDone,
 	}.run(ctx, args, stdout, stderr)
 }
 
-// revokedKey is what keys revoke prints: the API answers 204, so the
-// CLI states which key it revoked.
-type revokedKey struct {
-	ID      string `json:"id"`
-	Revoked bool   `json:"revoked"`
-}
-
 func keyTable(w io.Writer, keys []client.Key) error {
-	rows := make([][]string, 0, len(keys))
-	for _, k := range keys {
-		rows = append(rows, []string{k.ID, k.Prefix, timeText(&k.CreatedAt), timeText(k.RevokedAt)})
-	}
-	return table(w, "KEY ID\tPREFIX\tCREATED\tREVOKED", rows)
+	return tableOf(w, "KEY ID\tPREFIX\tCREATED\tREVOKED", keys, func(k client.Key) []string {
+		return []string{k.ID, k.Prefix, timeText(&k.CreatedAt), timeText(k.RevokedAt)}
+	})
 }

@@ -206,6 +206,40 @@ func table(w io.Writer, header string, rows [][]string) error {
 	return tw.Flush()
 }
 
+// tableOf writes one row per item under a header.
+func tableOf[T any](w io.Writer, header string, items []T, row func(T) []string) error {
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	return table(w, header, rows)
+}
+
+// printRows prints a list as JSON, where no items is [] rather than
+// null so that scripts can always iterate, or as a table.
+func printRows[T any](w io.Writer, items []T, asJSON bool, header string, row func(T) []string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return printJSON(w, items)
+	}
+	return tableOf(w, header, items, row)
+}
+
+// idDone is the answer of a call the API answers with 204 (keys revoke,
+// webhooks delete): the CLI says itself what it did to which id.
+type idDone struct{ id, verb string }
+
+// printIDDone prints "revoked ID", or {"id": ID, "revoked": true}.
+func printIDDone(stdout, _ io.Writer, d idDone, asJSON bool) error {
+	if asJSON {
+		return printJSON(stdout, map[string]any{"id": d.id, d.verb: true})
+	}
+	fmt.Fprintf(stdout, "%s %s\n", d.verb, d.id)
+	return nil
+}
+
 // parseArgs parses flags that may come before, between or after the
 // positional arguments (`meterd accounts get ID --json`) and returns the
 // positional ones.

@@ -60,17 +60,9 @@ func webhooksList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func printWebhooks(stdout, _ io.Writer, ws []client.Webhook, asJSON bool) error {
-	if ws == nil {
-		ws = []client.Webhook{}
-	}
-	if asJSON {
-		return printJSON(stdout, ws)
-	}
-	rows := make([][]string, 0, len(ws))
-	for _, w := range ws {
-		rows = append(rows, []string{w.ID, enabledText(w.Enabled), eventsText(w.EventTypes), w.URL, w.Description})
-	}
-	return table(stdout, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION", rows)
+	return printRows(stdout, ws, asJSON, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION", func(w client.Webhook) []string {
+		return []string{w.ID, enabledText(w.Enabled), eventsText(w.EventTypes), w.URL, w.Description}
+	})
 }
 
 // webhookFlags are the fields create and update set.
@@ -185,7 +177,7 @@ func (w *webhookFlags) patch(fs *flag.FlagSet, enabled *bool, rotate bool) clien
 
 func webhooksDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var yes bool
-	return remoteCommand[deletedWebhook]{name: "meterd webhooks delete", synopsis: "ID --yes", args: []string{"ID"},
+	return remoteCommand[idDone]{name: "meterd webhooks delete", synopsis: "ID --yes", args: []string{"ID"},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&yes, "yes", false, "confirm: remove the endpoint; its pending deliveries are not sent")
 		},
@@ -195,25 +187,11 @@ func webhooksDelete(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 			return nil
 		},
-		call: func(ctx context.Context, c *client.Client, pos []string) (deletedWebhook, error) {
-			return deletedWebhook{Deleted: true, ID: pos[0]}, c.DeleteWebhook(ctx, pos[0])
+		call: func(ctx context.Context, c *client.Client, pos []string) (idDone, error) {
+			return idDone{id: pos[0], verb: "deleted"}, c.DeleteWebhook(ctx, pos[0])
 		},
-		print: func(stdout, _ io.Writer, d deletedWebhook, asJSON bool) error {
-			if asJSON {
-				return printJSON(stdout, d)
-			}
-			fmt.Fprintf(stdout, "deleted %s\n", d.ID)
-			return nil
-		},
+		print: printIDDone,
 	}.run(ctx, args, stdout, stderr)
-}
-
-// deletedWebhook is what webhooks delete prints: the API answers 204, so
-// the CLI states which endpoint it removed. Fields in this order keep the
-// JSON as it was when this was a map (keys sorted).
-type deletedWebhook struct {
-	Deleted bool   `json:"deleted"`
-	ID      string `json:"id"`
 }
 
 func webhooksDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -232,25 +210,24 @@ func webhooksDeliveries(ctx context.Context, args []string, stdout, stderr io.Wr
 }
 
 func printDeliveries(stdout, _ io.Writer, ds []client.Delivery, asJSON bool) error {
-	if ds == nil {
-		ds = []client.Delivery{}
+	return printRows(stdout, ds, asJSON, "NOTICE ID\tEVENT\tACCOUNT\tSTATUS\tATTEMPTS\tCREATED\tLAST ATTEMPT\tLAST ANSWER",
+		func(d client.Delivery) []string {
+			return []string{d.NoticeID, d.EventType, d.AccountID, d.Status, strconv.Itoa(d.Attempts),
+				timeText(&d.CreatedAt), timeText(&d.LastAttempt), lastAnswer(d)}
+		})
+}
+
+// lastAnswer is the receiver's last HTTP status and the error, "-" before
+// any answer.
+func lastAnswer(d client.Delivery) string {
+	answer := "-"
+	if d.LastStatus != 0 {
+		answer = strconv.Itoa(d.LastStatus)
 	}
-	if asJSON {
-		return printJSON(stdout, ds)
+	if d.LastError != "" {
+		answer += " " + d.LastError
 	}
-	rows := make([][]string, 0, len(ds))
-	for _, d := range ds {
-		answer := "-"
-		if d.LastStatus != 0 {
-			answer = strconv.Itoa(d.LastStatus)
-		}
-		if d.LastError != "" {
-			answer += " " + d.LastError
-		}
-		rows = append(rows, []string{d.NoticeID, d.EventType, d.AccountID, d.Status, strconv.Itoa(d.Attempts),
-			timeText(&d.CreatedAt), timeText(&d.LastAttempt), answer})
-	}
-	return table(stdout, "NOTICE ID\tEVENT\tACCOUNT\tSTATUS\tATTEMPTS\tCREATED\tLAST ATTEMPT\tLAST ANSWER", rows)
+	return answer
 }
 
 func webhooksReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
