@@ -124,7 +124,7 @@ func accountsCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func accountsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return accountCommand("get", (*client.Client).GetAccount).run(ctx, args, stdout, stderr)
+	return byID("meterd accounts get", "ID", (*client.Client).GetAccount, printAccount).run(ctx, args, stdout, stderr)
 }
 
 func accountsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -173,18 +173,7 @@ func accountsLifecycle(verb string) func(context.Context, []string, io.Writer, i
 	if verb == "suspend" {
 		call = (*client.Client).SuspendAccount
 	}
-	return accountCommand(verb, call).run
-}
-
-// accountCommand is get, suspend or resume: call takes the ID argument
-// and the account it answers is printed.
-func accountCommand(verb string, call func(*client.Client, context.Context, string) (client.Account, error)) remoteCommand[client.Account] {
-	return remoteCommand[client.Account]{name: "meterd accounts " + verb, synopsis: "ID", args: []string{"ID"},
-		call: func(ctx context.Context, c *client.Client, pos []string) (client.Account, error) {
-			return call(c, ctx, pos[0])
-		},
-		print: printAccount,
-	}
+	return byID("meterd accounts "+verb, "ID", call, printAccount).run
 }
 
 func accountsDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {

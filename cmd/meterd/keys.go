@@ -53,17 +53,15 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return remoteCommand[client.Account]{name: "meterd keys list", synopsis: "ACCOUNT", args: []string{"ACCOUNT"},
-		call: func(ctx context.Context, c *client.Client, pos []string) (client.Account, error) {
-			return c.GetAccount(ctx, pos[0])
-		},
-		print: func(stdout, _ io.Writer, a client.Account, asJSON bool) error {
-			if asJSON {
-				return printJSON(stdout, a.Keys)
-			}
-			return keyTable(stdout, a.Keys)
-		},
-	}.run(ctx, args, stdout, stderr)
+	return byID("meterd keys list", "ACCOUNT", (*client.Client).GetAccount, printAccountKeys).run(ctx, args, stdout, stderr)
+}
+
+// printAccountKeys shows only the keys of the account it is given.
+func printAccountKeys(stdout, _ io.Writer, a client.Account, asJSON bool) error {
+	if asJSON {
+		return printJSON(stdout, a.Keys)
+	}
+	return keyTable(stdout, a.Keys)
 }
 
 func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -152,6 +152,18 @@ type remoteCommand[T any] struct {
 	print func(stdout, stderr io.Writer, out T, asJSON bool) error
 }
 
+// byID is a command whose one argument (named arg in its usage, "ID")
+// is what call takes, and whose answer print shows.
+func byID[T any](name, arg string, call func(*client.Client, context.Context, string) (T, error),
+	print func(stdout, stderr io.Writer, out T, asJSON bool) error) remoteCommand[T] {
+	return remoteCommand[T]{name: name, synopsis: arg, args: []string{arg},
+		call: func(ctx context.Context, c *client.Client, pos []string) (T, error) {
+			return call(c, ctx, pos[0])
+		},
+		print: print,
+	}
+}
+
 func (cmd remoteCommand[T]) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	r, pos, err := cmd.parse(args, stdout, stderr)
 	if err != nil {

@@ -115,12 +115,7 @@ func webhooksCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func webhooksGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return remoteCommand[client.Webhook]{name: "meterd webhooks get", synopsis: "ID", args: []string{"ID"},
-		call: func(ctx context.Context, c *client.Client, pos []string) (client.Webhook, error) {
-			return c.GetWebhook(ctx, pos[0])
-		},
-		print: printWebhook,
-	}.run(ctx, args, stdout, stderr)
+	return byID("meterd webhooks get", "ID", (*client.Client).GetWebhook, printWebhook).run(ctx, args, stdout, stderr)
 }
 
 func webhooksUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
