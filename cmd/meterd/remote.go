@@ -164,6 +164,8 @@ func byID[T any](name, arg string, call func(*client.Client, context.Context, st
 	}
 }
 
+// run parses, makes the one call through remote.call (so the timeout and
+// the unreachable exit code apply) and prints the answer.
 func (cmd remoteCommand[T]) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	r, pos, err := cmd.parse(args, stdout, stderr)
 	if err != nil {
