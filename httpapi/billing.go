@@ -110,20 +110,29 @@ func parseDryRun(v string) (bool, error) {
 // handleReconcile answers GET /api/admin/billing/reconcile?period=YYYY-MM
 // (default: the current month).
 func (br *billingRoutes) handleReconcile(w http.ResponseWriter, r *http.Request) {
+	period, ok := br.month(w, r)
+	if !ok {
+		return
+	}
+	if rep, err := br.b.Reconcile(r.Context(), period); err != nil {
+		br.s.writeError(w, r, err)
+	} else {
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+// month is the period a per-month billing query is about: ?period=YYYY-MM,
+// by default the current month. It answers 503 billing_disabled itself,
+// and returns false, when there is no biller.
+func (br *billingRoutes) month(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if br.b == nil {
 		br.s.writeError(w, r, errBillingDisabled)
-		return
+		return "", false
 	}
-	period := r.URL.Query().Get("period")
-	if period == "" {
-		period = br.s.meter.Now().Format("2006-01")
+	if period := r.URL.Query().Get("period"); period != "" {
+		return period, true
 	}
-	rep, err := br.b.Reconcile(r.Context(), period)
-	if err != nil {
-		br.s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
+	return br.s.meter.Now().Format("2006-01"), true
 }
 
 func (br *billingRoutes) handlePreview(w http.ResponseWriter, r *http.Request) {
@@ -158,13 +167,9 @@ type chargesResponse struct {
 // handleCharges answers GET /api/admin/billing/charges?period=YYYY-MM
 // (default: the current month).
 func (br *billingRoutes) handleCharges(w http.ResponseWriter, r *http.Request) {
-	if br.b == nil {
-		br.s.writeError(w, r, errBillingDisabled)
+	period, ok := br.month(w, r)
+	if !ok {
 		return
-	}
-	period := r.URL.Query().Get("period")
-	if period == "" {
-		period = br.s.meter.Now().Format("2006-01")
 	}
 	charges, err := br.b.Charges(r.Context(), period)
 	if err != nil {

@@ -19,36 +19,34 @@ Flags:
 `
 
 func runUsage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meterd usage", flag.ContinueOnError)
-	var r remote
-	r.bind(fs)
-	days := fs.Int("days", 7, "days of history, 1 to 366")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), accountUsageHelp); fs.PrintDefaults() }
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ACCOUNT"); err != nil {
-		return err
-	}
-	if *days < 1 || *days > 366 {
-		return fmt.Errorf("meterd usage: --days must be 1 to 366, not %d%w", *days, usageMark)
-	}
-	var out struct {
-		Current client.Usage `json:"current"`
-		History []client.Day `json:"history"`
-	}
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		if out.Current, err = c.UsageOf(ctx, pos[0]); err != nil {
-			return err
-		}
-		out.History, err = c.HistoryOf(ctx, pos[0], *days)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if r.asJSON {
+	var days int
+	return remoteCommand[accountUsage]{name: "meterd usage", help: accountUsageHelp, args: []string{"ACCOUNT"},
+		flags: func(fs *flag.FlagSet) { fs.IntVar(&days, "days", 7, "days of history, 1 to 366") },
+		check: func(*flag.FlagSet, []string) error {
+			if days < 1 || days > 366 {
+				return fmt.Errorf("meterd usage: --days must be 1 to 366, not %d%w", days, usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (out accountUsage, err error) {
+			if out.Current, err = c.UsageOf(ctx, pos[0]); err != nil {
+				return out, err
+			}
+			out.History, err = c.HistoryOf(ctx, pos[0], days)
+			return out, err
+		},
+		print: printAccountUsage,
+	}.run(ctx, args, stdout, stderr)
+}
+
+// accountUsage is what usage shows: the current period, then the days.
+type accountUsage struct {
+	Current client.Usage `json:"current"`
+	History []client.Day `json:"history"`
+}
+
+func printAccountUsage(stdout, _ io.Writer, out accountUsage, asJSON bool) error {
+	if asJSON {
 		return printJSON(stdout, out)
 	}
 	u := out.Current

@@ -37,35 +37,32 @@ func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func accountsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd accounts list", "")
-	var r remote
-	r.bind(fs)
-	status := fs.String("status", "", "only accounts with this status: active, suspended or deleted")
-	limit := fs.Int("limit", 0, "one page of at most this many (with --cursor); 0 = every account")
-	cursor := fs.String("cursor", "", "the next_cursor of the previous page")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	var page client.AccountPage
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) error {
-		if *limit == 0 && *cursor == "" {
-			page.Accounts, err = c.AllAccounts(ctx, *status)
-			return err
-		}
-		page, err = c.ListAccounts(ctx, client.ListOptions{Cursor: *cursor, Limit: *limit, Status: *status})
-		return err
-	})
-	if err != nil {
-		return err
-	}
+	var status, cursor string
+	var limit int
+	return remoteCommand[client.AccountPage]{name: "meterd accounts list",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&status, "status", "", "only accounts with this status: active, suspended or deleted")
+			fs.IntVar(&limit, "limit", 0, "one page of at most this many (with --cursor); 0 = every account")
+			fs.StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
+		},
+		call: func(ctx context.Context, c *client.Client, _ []string) (page client.AccountPage, err error) {
+			if limit == 0 && cursor == "" {
+				page.Accounts, err = c.AllAccounts(ctx, status)
+				return page, err
+			}
+			return c.ListAccounts(ctx, client.ListOptions{Cursor: cursor, Limit: limit, Status: status})
+		},
+		print: printAccountPage,
+	}.run(ctx, args, stdout, stderr)
+}
+
+// printAccountPage shows a page of accounts; the cursor of the next page
+// goes to stderr so that the table on stdout stays a table.
+func printAccountPage(stdout, stderr io.Writer, page client.AccountPage, asJSON bool) error {
 	if page.Accounts == nil {
 		page.Accounts = []client.Account{}
 	}
-	if r.asJSON {
+	if asJSON {
 		return printJSON(stdout, page)
 	}
 	if page.NextCursor != "" {
@@ -75,18 +72,19 @@ func accountsList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func accountTable(w io.Writer, accts []client.Account) error {
-	rows := make([][]string, 0, len(accts))
-	for _, a := range accts {
-		active := 0
-		for _, k := range a.Keys {
-			if k.RevokedAt == nil {
-				active++
-			}
+	return tableOf(w, "ID\tPLAN\tSTATUS\tKEYS\tNAME\tEMAIL\tCREATED", accts, func(a client.Account) []string {
+		return []string{a.ID, a.Plan, a.Status(), fmt.Sprint(activeKeys(a)), a.Name, a.Email, timeText(&a.CreatedAt)}
+	})
+}
+
+func activeKeys(a client.Account) int {
+	n := 0
+	for _, k := range a.Keys {
+		if k.RevokedAt == nil {
+			n++
 		}
-		rows = append(rows, []string{a.ID, a.Plan, a.Status(), fmt.Sprint(active), a.Name, a.Email,
-			timeText(&a.CreatedAt)})
 	}
-	return table(w, "ID\tPLAN\tSTATUS\tKEYS\tNAME\tEMAIL\tCREATED", rows)
+	return n
 }
 
 // accountFlags are the fields create and update set.
@@ -104,69 +102,53 @@ func (a *accountFlags) bind(fs *flag.FlagSet) {
 }
 
 func accountsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd accounts create", "--name NAME")
-	var r remote
-	r.bind(fs)
 	var a accountFlags
-	a.bind(fs)
-	id := fs.String("id", "", "account id (default: generated, acct_...)")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	if a.name == "" {
-		return fmt.Errorf("accounts create: --name is required%w", usageMark)
-	}
-	var out client.Account
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.CreateAccount(ctx, client.NewAccount{ID: *id, Name: a.name, Email: a.email, Plan: a.plan,
-			StripeCustomerID: a.stripe, MonthlyPriceCents: a.price})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printAccount(stdout, out, r.asJSON)
+	var id string
+	return remoteCommand[client.Account]{name: "meterd accounts create", synopsis: "--name NAME",
+		flags: func(fs *flag.FlagSet) {
+			a.bind(fs)
+			fs.StringVar(&id, "id", "", "account id (default: generated, acct_...)")
+		},
+		check: func(*flag.FlagSet, []string) error {
+			if a.name == "" {
+				return fmt.Errorf("accounts create: --name is required%w", usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, _ []string) (client.Account, error) {
+			return c.CreateAccount(ctx, client.NewAccount{ID: id, Name: a.name, Email: a.email, Plan: a.plan,
+				StripeCustomerID: a.stripe, MonthlyPriceCents: a.price})
+		},
+		print: printAccount,
+	}.run(ctx, args, stdout, stderr)
 }
 
 func accountsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd accounts get", "ID")
-	var r remote
-	r.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	var out client.Account
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.GetAccount(ctx, pos[0])
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printAccount(stdout, out, r.asJSON)
+	return byID("meterd accounts get", "ID", (*client.Client).GetAccount, printAccount).run(ctx, args, stdout, stderr)
 }
 
 func accountsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd accounts update", "ID")
-	var r remote
-	r.bind(fs)
 	var a accountFlags
-	a.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
+	var p client.AccountPatch
+	return remoteCommand[client.Account]{name: "meterd accounts update", synopsis: "ID", args: []string{"ID"},
+		flags: a.bind,
+		check: func(fs *flag.FlagSet, _ []string) error {
+			p = a.patch(fs)
+			if p == (client.AccountPatch{}) {
+				return fmt.Errorf("accounts update: nothing to change: give --name, --email, --plan, --stripe-customer or --monthly-price-cents%w", usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (client.Account, error) {
+			return c.UpdateAccount(ctx, pos[0], p)
+		},
+		print: printAccount,
+	}.run(ctx, args, stdout, stderr)
+}
+
+// patch holds the fields whose flags were given, so that update changes
+// only what the admin named.
+func (a *accountFlags) patch(fs *flag.FlagSet) client.AccountPatch {
 	var p client.AccountPatch
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -182,77 +164,39 @@ func accountsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 			p.MonthlyPriceCents = &a.price
 		}
 	})
-	if p == (client.AccountPatch{}) {
-		return fmt.Errorf("accounts update: nothing to change: give --name, --email, --plan, --stripe-customer or --monthly-price-cents%w", usageMark)
-	}
-	var out client.Account
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.UpdateAccount(ctx, pos[0], p)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printAccount(stdout, out, r.asJSON)
+	return p
 }
 
 // accountsLifecycle is suspend or resume.
 func accountsLifecycle(verb string) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet("meterd accounts "+verb, "ID")
-		var r remote
-		r.bind(fs)
-		pos, err := parseArgs(fs, args, stdout, stderr)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs(fs, pos, "ID"); err != nil {
-			return err
-		}
-		var out client.Account
-		err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-			if verb == "suspend" {
-				out, err = c.SuspendAccount(ctx, pos[0])
-			} else {
-				out, err = c.ResumeAccount(ctx, pos[0])
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		return printAccount(stdout, out, r.asJSON)
+	call := (*client.Client).ResumeAccount
+	if verb == "suspend" {
+		call = (*client.Client).SuspendAccount
 	}
+	return byID("meterd accounts "+verb, "ID", call, printAccount).run
 }
 
 func accountsDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd accounts delete", "ID --yes")
-	var r remote
-	r.bind(fs)
-	yes := fs.Bool("yes", false, "confirm: revoke every key of the account and refuse its calls for good")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	if !*yes {
-		return fmt.Errorf("accounts delete: pass --yes to delete %s (its keys are revoked and it cannot be undone; usage history and billing are kept)%w", pos[0], usageMark)
-	}
-	var out client.Account
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.DeleteAccount(ctx, pos[0])
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printAccount(stdout, out, r.asJSON)
+	var yes bool
+	return remoteCommand[client.Account]{name: "meterd accounts delete", synopsis: "ID --yes", args: []string{"ID"},
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&yes, "yes", false, "confirm: revoke every key of the account and refuse its calls for good")
+		},
+		check: func(_ *flag.FlagSet, pos []string) error {
+			if !yes {
+				return fmt.Errorf("accounts delete: pass --yes to delete %s (its keys are revoked and it cannot be undone; usage history and billing are kept)%w", pos[0], usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (client.Account, error) {
+			return c.DeleteAccount(ctx, pos[0])
+		},
+		print: printAccount,
+	}.run(ctx, args, stdout, stderr)
 }
 
 // printAccount shows one account: JSON, or its fields and a key table.
-func printAccount(w io.Writer, a client.Account, asJSON bool) error {
+func printAccount(w, _ io.Writer, a client.Account, asJSON bool) error {
 	if asJSON {
 		return printJSON(w, a)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
@@ -29,87 +30,51 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd keys create", "ACCOUNT")
-	var r remote
-	r.bind(fs)
-	quiet := fs.Bool("quiet", false, "print only the key's plaintext, for KEY=$(meterd keys create ACCOUNT --quiet)")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ACCOUNT"); err != nil {
-		return err
-	}
-	var k client.IssuedKey
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		k, err = c.IssueKey(ctx, pos[0])
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	switch {
-	case r.asJSON:
-		return printJSON(stdout, k)
-	case *quiet:
-		_, err := fmt.Fprintln(stdout, k.Key)
-		return err
-	}
-	fmt.Fprintln(stderr, "the key is shown this once: store it now")
-	return table(stdout, "KEY ID\tACCOUNT\tKEY", [][]string{{k.ID, k.AccountID, k.Key}})
+	var quiet bool
+	return remoteCommand[client.IssuedKey]{name: "meterd keys create", synopsis: "ACCOUNT", args: []string{"ACCOUNT"},
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&quiet, "quiet", false, "print only the key's plaintext, for KEY=$(meterd keys create ACCOUNT --quiet)")
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (client.IssuedKey, error) {
+			return c.IssueKey(ctx, pos[0])
+		},
+		print: func(stdout, stderr io.Writer, k client.IssuedKey, asJSON bool) error {
+			switch {
+			case asJSON:
+				return printJSON(stdout, k)
+			case quiet:
+				_, err := fmt.Fprintln(stdout, k.Key)
+				return err
+			}
+			fmt.Fprintln(stderr, "the key is shown this once: store it now")
+			return table(stdout, "KEY ID\tACCOUNT\tKEY", [][]string{{k.ID, k.AccountID, k.Key}})
+		},
+	}.run(ctx, args, stdout, stderr)
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd keys list", "ACCOUNT")
-	var r remote
-	r.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ACCOUNT"); err != nil {
-		return err
-	}
-	var a client.Account
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		a, err = c.GetAccount(ctx, pos[0])
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if r.asJSON {
+	return byID("meterd keys list", "ACCOUNT", (*client.Client).GetAccount, printAccountKeys).run(ctx, args, stdout, stderr)
+}
+
+// printAccountKeys shows only the keys of the account it is given.
+func printAccountKeys(stdout, _ io.Writer, a client.Account, asJSON bool) error {
+	if asJSON {
 		return printJSON(stdout, a.Keys)
 	}
 	return keyTable(stdout, a.Keys)
 }
 
 func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd keys revoke", "KEY_ID")
-	var r remote
-	r.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "KEY_ID"); err != nil {
-		return err
-	}
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) error { return c.RevokeKey(ctx, pos[0]) })
-	if err != nil {
-		return err
-	}
-	if r.asJSON {
-		return printJSON(stdout, map[string]any{"id": pos[0], "revoked": true})
-	}
-	fmt.Fprintf(stdout, "revoked %s\n", pos[0])
-	return nil
+	return remoteCommand[idDone]{name: "meterd keys revoke", synopsis: "KEY_ID", args: []string{"KEY_ID"},
+		call: func(ctx context.Context, c *client.Client, pos []string) (idDone, error) {
+			return idDone{id: pos[0], verb: "revoked"}, c.RevokeKey(ctx, pos[0])
+		},
+		print: printIDDone,
+	}.run(ctx, args, stdout, stderr)
 }
 
 func keyTable(w io.Writer, keys []client.Key) error {
-	rows := make([][]string, 0, len(keys))
-	for _, k := range keys {
-		rows = append(rows, []string{k.ID, k.Prefix, timeText(&k.CreatedAt), timeText(k.RevokedAt)})
-	}
-	return table(w, "KEY ID\tPREFIX\tCREATED\tREVOKED", rows)
+	return tableOf(w, "KEY ID\tPREFIX\tCREATED\tREVOKED", keys, func(k client.Key) []string {
+		return []string{k.ID, k.Prefix, timeText(&k.CreatedAt), timeText(k.RevokedAt)}
+	})
 }

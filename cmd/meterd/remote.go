@@ -133,6 +133,76 @@ func (r *remote) call(ctx context.Context, fn func(ctx context.Context, c *clien
 	return err
 }
 
+// remoteCommand is the shape of nearly every admin CLI command: the shared
+// flags and its own, a fixed list of positional arguments, one call
+// through the client, one answer printed as a table or JSON. Declaring a
+// command as this value keeps parsing, checks and exit codes the same
+// for all of them; a command only says what differs.
+type remoteCommand[T any] struct {
+	name     string   // "meterd accounts get"
+	synopsis string   // what the usage line shows after the name: "ID --yes"
+	help     string   // when set, the usage text above the flags, instead of the synopsis line
+	args     []string // names of the positional arguments, all required
+	// flags binds the command's own flags.
+	flags func(fs *flag.FlagSet)
+	// check refuses bad input before any request is made; it may also
+	// derive from the flags what call sends.
+	check func(fs *flag.FlagSet, pos []string) error
+	call  func(ctx context.Context, c *client.Client, pos []string) (T, error)
+	print func(stdout, stderr io.Writer, out T, asJSON bool) error
+}
+
+// byID is a command whose one argument (named arg in its usage, "ID")
+// is what call takes, and whose answer print shows.
+func byID[T any](name, arg string, call func(*client.Client, context.Context, string) (T, error),
+	print func(stdout, stderr io.Writer, out T, asJSON bool) error) remoteCommand[T] {
+	return remoteCommand[T]{name: name, synopsis: arg, args: []string{arg},
+		call: func(ctx context.Context, c *client.Client, pos []string) (T, error) {
+			return call(c, ctx, pos[0])
+		},
+		print: print,
+	}
+}
+
+// run parses, makes the one call through remote.call (so the timeout and
+// the unreachable exit code apply) and prints the answer.
+func (cmd remoteCommand[T]) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	r, pos, err := cmd.parse(args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	var out T
+	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
+		out, err = cmd.call(ctx, c, pos)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return cmd.print(stdout, stderr, out, r.asJSON)
+}
+
+// parse reads the flags and positional arguments and runs check.
+func (cmd remoteCommand[T]) parse(args []string, stdout, stderr io.Writer) (*remote, []string, error) {
+	fs := newFlagSet(cmd.name, cmd.synopsis)
+	if cmd.help != "" {
+		fs.Usage = func() { fmt.Fprint(fs.Output(), cmd.help); fs.PrintDefaults() }
+	}
+	r := &remote{}
+	r.bind(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	pos, err := parseArgs(fs, args, stdout, stderr)
+	if err == nil {
+		err = wantArgs(fs, pos, cmd.args...)
+	}
+	if err == nil && cmd.check != nil {
+		err = cmd.check(fs, pos)
+	}
+	return r, pos, err
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -148,6 +218,40 @@ func table(w io.Writer, header string, rows [][]string) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// tableOf writes one row per item under a header.
+func tableOf[T any](w io.Writer, header string, items []T, row func(T) []string) error {
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	return table(w, header, rows)
+}
+
+// printRows prints a list as JSON, where no items is [] rather than
+// null so that scripts can always iterate, or as a table.
+func printRows[T any](w io.Writer, items []T, asJSON bool, header string, row func(T) []string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return printJSON(w, items)
+	}
+	return tableOf(w, header, items, row)
+}
+
+// idDone is the answer of a call the API answers with 204 (keys revoke,
+// webhooks delete): the CLI says itself what it did to which id.
+type idDone struct{ id, verb string }
+
+// printIDDone prints "revoked ID", or {"id": ID, "revoked": true}.
+func printIDDone(stdout, _ io.Writer, d idDone, asJSON bool) error {
+	if asJSON {
+		return printJSON(stdout, map[string]any{"id": d.id, d.verb: true})
+	}
+	fmt.Fprintf(stdout, "%s %s\n", d.verb, d.id)
+	return nil
 }
 
 // parseArgs parses flags that may come before, between or after the

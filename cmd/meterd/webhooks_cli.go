@@ -51,35 +51,18 @@ func runWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func webhooksList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks list", "")
-	var r remote
-	r.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	var ws []client.Webhook
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		ws, err = c.ListWebhooks(ctx)
-		return err
+	return remoteCommand[[]client.Webhook]{name: "meterd webhooks list",
+		call: func(ctx context.Context, c *client.Client, _ []string) ([]client.Webhook, error) {
+			return c.ListWebhooks(ctx)
+		},
+		print: printWebhooks,
+	}.run(ctx, args, stdout, stderr)
+}
+
+func printWebhooks(stdout, _ io.Writer, ws []client.Webhook, asJSON bool) error {
+	return printRows(stdout, ws, asJSON, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION", func(w client.Webhook) []string {
+		return []string{w.ID, enabledText(w.Enabled), eventsText(w.EventTypes), w.URL, w.Description}
 	})
-	if err != nil {
-		return err
-	}
-	if ws == nil {
-		ws = []client.Webhook{}
-	}
-	if r.asJSON {
-		return printJSON(stdout, ws)
-	}
-	rows := make([][]string, 0, len(ws))
-	for _, w := range ws {
-		rows = append(rows, []string{w.ID, enabledText(w.Enabled), eventsText(w.EventTypes), w.URL, w.Description})
-	}
-	return table(stdout, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION", rows)
 }
 
 // webhookFlags are the fields create and update set.
@@ -108,74 +91,64 @@ func eventList(s string) []string {
 }
 
 func webhooksCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks create", "--url URL")
-	var r remote
-	r.bind(fs)
 	var w webhookFlags
-	w.bind(fs)
-	fs.StringVar(&w.secret, "secret", "", "signing secret, whsec_ + base64 (default: generated)")
-	disabled := fs.Bool("disabled", false, "create it disabled (nothing is sent until it is enabled)")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	if w.url == "" {
-		return fmt.Errorf("webhooks create: --url is required%w", usageMark)
-	}
-	enabled := !*disabled
-	var out client.Webhook
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.CreateWebhook(ctx, client.NewWebhook{URL: w.url, Description: w.description,
-			EventTypes: eventList(w.events), Enabled: &enabled, Secret: w.secret})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printWebhook(stdout, stderr, out, r.asJSON)
+	var disabled bool
+	return remoteCommand[client.Webhook]{name: "meterd webhooks create", synopsis: "--url URL",
+		flags: func(fs *flag.FlagSet) {
+			w.bind(fs)
+			fs.StringVar(&w.secret, "secret", "", "signing secret, whsec_ + base64 (default: generated)")
+			fs.BoolVar(&disabled, "disabled", false, "create it disabled (nothing is sent until it is enabled)")
+		},
+		check: func(*flag.FlagSet, []string) error {
+			if w.url == "" {
+				return fmt.Errorf("webhooks create: --url is required%w", usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, _ []string) (client.Webhook, error) {
+			enabled := !disabled
+			return c.CreateWebhook(ctx, client.NewWebhook{URL: w.url, Description: w.description,
+				EventTypes: eventList(w.events), Enabled: &enabled, Secret: w.secret})
+		},
+		print: printWebhook,
+	}.run(ctx, args, stdout, stderr)
 }
 
 func webhooksGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks get", "ID")
-	var r remote
-	r.bind(fs)
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	var out client.Webhook
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.GetWebhook(ctx, pos[0])
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printWebhook(stdout, stderr, out, r.asJSON)
+	return byID("meterd webhooks get", "ID", (*client.Client).GetWebhook, printWebhook).run(ctx, args, stdout, stderr)
 }
 
 func webhooksUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks update", "ID")
-	var r remote
-	r.bind(fs)
 	var w webhookFlags
-	w.bind(fs)
-	enabled := fs.Bool("enabled", true, "--enabled=false stops sending to it (deliveries wait), --enabled=true resumes")
-	rotate := fs.Bool("rotate-secret", false, "make a new signing secret (--secret, or generated); the old one stays valid for 24h")
-	fs.StringVar(&w.secret, "secret", "", "the new secret, with --rotate-secret")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
+	var enabled, rotate bool
+	var p client.WebhookPatch
+	return remoteCommand[client.Webhook]{name: "meterd webhooks update", synopsis: "ID", args: []string{"ID"},
+		flags: func(fs *flag.FlagSet) {
+			w.bind(fs)
+			fs.BoolVar(&enabled, "enabled", true, "--enabled=false stops sending to it (deliveries wait), --enabled=true resumes")
+			fs.BoolVar(&rotate, "rotate-secret", false, "make a new signing secret (--secret, or generated); the old one stays valid for 24h")
+			fs.StringVar(&w.secret, "secret", "", "the new secret, with --rotate-secret")
+		},
+		check: func(fs *flag.FlagSet, _ []string) error {
+			p = w.patch(fs, &enabled, rotate)
+			if p.Secret != nil && !p.RotateSecret {
+				return fmt.Errorf("webhooks update: --secret needs --rotate-secret%w", usageMark)
+			}
+			if p.URL == nil && p.Description == nil && p.EventTypes == nil && p.Enabled == nil && !p.RotateSecret {
+				return fmt.Errorf("webhooks update: nothing to change: give --url, --description, --events, --enabled or --rotate-secret%w", usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (client.Webhook, error) {
+			return c.UpdateWebhook(ctx, pos[0], p)
+		},
+		print: printWebhook,
+	}.run(ctx, args, stdout, stderr)
+}
+
+// patch holds the fields whose flags were given, so that update changes
+// only what the admin named.
+func (w *webhookFlags) patch(fs *flag.FlagSet, enabled *bool, rotate bool) client.WebhookPatch {
 	var p client.WebhookPatch
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -189,126 +162,103 @@ func webhooksUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 		case "enabled":
 			p.Enabled = enabled
 		case "rotate-secret":
-			p.RotateSecret = *rotate
+			p.RotateSecret = rotate
 		case "secret":
 			p.Secret = &w.secret
 		}
 	})
-	if p.Secret != nil && !p.RotateSecret {
-		return fmt.Errorf("webhooks update: --secret needs --rotate-secret%w", usageMark)
-	}
-	if p.URL == nil && p.Description == nil && p.EventTypes == nil && p.Enabled == nil && !p.RotateSecret {
-		return fmt.Errorf("webhooks update: nothing to change: give --url, --description, --events, --enabled or --rotate-secret%w", usageMark)
-	}
-	var out client.Webhook
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		out, err = c.UpdateWebhook(ctx, pos[0], p)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return printWebhook(stdout, stderr, out, r.asJSON)
+	return p
 }
 
 func webhooksDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks delete", "ID --yes")
-	var r remote
-	r.bind(fs)
-	yes := fs.Bool("yes", false, "confirm: remove the endpoint; its pending deliveries are not sent")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	if !*yes {
-		return fmt.Errorf("webhooks delete: pass --yes to delete %s (its pending deliveries are dropped)%w", pos[0], usageMark)
-	}
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) error { return c.DeleteWebhook(ctx, pos[0]) })
-	if err != nil {
-		return err
-	}
-	if r.asJSON {
-		return printJSON(stdout, map[string]any{"id": pos[0], "deleted": true})
-	}
-	fmt.Fprintf(stdout, "deleted %s\n", pos[0])
-	return nil
+	var yes bool
+	return remoteCommand[idDone]{name: "meterd webhooks delete", synopsis: "ID --yes", args: []string{"ID"},
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&yes, "yes", false, "confirm: remove the endpoint; its pending deliveries are not sent")
+		},
+		check: func(_ *flag.FlagSet, pos []string) error {
+			if !yes {
+				return fmt.Errorf("webhooks delete: pass --yes to delete %s (its pending deliveries are dropped)%w", pos[0], usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (idDone, error) {
+			return idDone{id: pos[0], verb: "deleted"}, c.DeleteWebhook(ctx, pos[0])
+		},
+		print: printIDDone,
+	}.run(ctx, args, stdout, stderr)
 }
 
 func webhooksDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks deliveries", "ID")
-	var r remote
-	r.bind(fs)
-	status := fs.String("status", "", "only deliveries in this state: pending, delivered or dead")
-	limit := fs.Int("limit", 100, "at most this many, newest first (1..1000)")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
+	var status string
+	var limit int
+	return remoteCommand[[]client.Delivery]{name: "meterd webhooks deliveries", synopsis: "ID", args: []string{"ID"},
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&status, "status", "", "only deliveries in this state: pending, delivered or dead")
+			fs.IntVar(&limit, "limit", 100, "at most this many, newest first (1..1000)")
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) ([]client.Delivery, error) {
+			return c.Deliveries(ctx, pos[0], client.DeliveryOptions{Status: status, Limit: limit})
+		},
+		print: printDeliveries,
+	}.run(ctx, args, stdout, stderr)
+}
+
+func printDeliveries(stdout, _ io.Writer, ds []client.Delivery, asJSON bool) error {
+	return printRows(stdout, ds, asJSON, "NOTICE ID\tEVENT\tACCOUNT\tSTATUS\tATTEMPTS\tCREATED\tLAST ATTEMPT\tLAST ANSWER",
+		func(d client.Delivery) []string {
+			return []string{d.NoticeID, d.EventType, d.AccountID, d.Status, strconv.Itoa(d.Attempts),
+				timeText(&d.CreatedAt), timeText(&d.LastAttempt), lastAnswer(d)}
+		})
+}
+
+// lastAnswer is the receiver's last HTTP status and the error, "-" before
+// any answer.
+func lastAnswer(d client.Delivery) string {
+	answer := "-"
+	if d.LastStatus != 0 {
+		answer = strconv.Itoa(d.LastStatus)
 	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
+	if d.LastError != "" {
+		answer += " " + d.LastError
 	}
-	var ds []client.Delivery
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		ds, err = c.Deliveries(ctx, pos[0], client.DeliveryOptions{Status: *status, Limit: *limit})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []client.Delivery{}
-	}
-	if r.asJSON {
-		return printJSON(stdout, ds)
-	}
-	rows := make([][]string, 0, len(ds))
-	for _, d := range ds {
-		answer := "-"
-		if d.LastStatus != 0 {
-			answer = strconv.Itoa(d.LastStatus)
-		}
-		if d.LastError != "" {
-			answer += " " + d.LastError
-		}
-		rows = append(rows, []string{d.NoticeID, d.EventType, d.AccountID, d.Status, strconv.Itoa(d.Attempts),
-			timeText(&d.CreatedAt), timeText(&d.LastAttempt), answer})
-	}
-	return table(stdout, "NOTICE ID\tEVENT\tACCOUNT\tSTATUS\tATTEMPTS\tCREATED\tLAST ATTEMPT\tLAST ANSWER", rows)
+	return answer
 }
 
 func webhooksReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("meterd webhooks replay", "ID --since T")
-	var r remote
-	r.bind(fs)
-	sinceText := fs.String("since", "", "replay notices made at or after this: RFC 3339 time (2026-03-01T00:00:00Z) or a duration ago (24h)")
-	all := fs.Bool("all", false, "replay delivered deliveries too, not only dead ones")
-	pos, err := parseArgs(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	since, err := sinceTime(*sinceText, time.Now())
-	if err != nil {
-		return fmt.Errorf("webhooks replay: --since: %v%w", err, usageMark)
-	}
-	var n int
-	err = r.call(ctx, func(ctx context.Context, c *client.Client) (err error) {
-		n, err = c.ReplayWebhook(ctx, pos[0], since, *all)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if r.asJSON {
-		return printJSON(stdout, map[string]any{"id": pos[0], "replayed": n})
-	}
-	fmt.Fprintf(stdout, "replaying %d deliveries to %s\n", n, pos[0])
-	return nil
+	var sinceText string
+	var all bool
+	var since time.Time
+	return remoteCommand[replayed]{name: "meterd webhooks replay", synopsis: "ID --since T", args: []string{"ID"},
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&sinceText, "since", "", "replay notices made at or after this: RFC 3339 time (2026-03-01T00:00:00Z) or a duration ago (24h)")
+			fs.BoolVar(&all, "all", false, "replay delivered deliveries too, not only dead ones")
+		},
+		check: func(*flag.FlagSet, []string) (err error) {
+			if since, err = sinceTime(sinceText, time.Now()); err != nil {
+				return fmt.Errorf("webhooks replay: --since: %v%w", err, usageMark)
+			}
+			return nil
+		},
+		call: func(ctx context.Context, c *client.Client, pos []string) (replayed, error) {
+			n, err := c.ReplayWebhook(ctx, pos[0], since, all)
+			return replayed{ID: pos[0], Replayed: n}, err
+		},
+		print: func(stdout, _ io.Writer, r replayed, asJSON bool) error {
+			if asJSON {
+				return printJSON(stdout, r)
+			}
+			fmt.Fprintf(stdout, "replaying %d deliveries to %s\n", r.Replayed, r.ID)
+			return nil
+		},
+	}.run(ctx, args, stdout, stderr)
+}
+
+// replayed is what webhooks replay prints: the endpoint and how many
+// deliveries it queued again.
+type replayed struct {
+	ID       string `json:"id"`
+	Replayed int    `json:"replayed"`
 }
 
 // sinceTime reads --since: an RFC 3339 time, or a duration before now.
