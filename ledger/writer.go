@@ -299,19 +299,25 @@ func (l *Ledger) write(batch []*op) error {
 	return err
 }
 
-// applyBatch writes the group's events and idempotency records: nothing
-// else, so a commit's pages are the events' own (counters and aggregates
+// applyBatch writes the group's events and idempotency records (a
+// group's answered denials coalesced, coalesce.go): nothing else, so a commit's pages are the events' own (counters and aggregates
 // follow in memory, and reach the file at the next checkpoint).
 func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
 	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
-	for _, o := range batch {
+	plan := planDenials(batch)            // coalesce.go
+	for i, o := range batch {
 		if o.fn != nil {
 			if err := o.fn(tx); err != nil {
 				return 0, err
 			}
+			continue
+		}
+		into, val := plan.record(i, o)
+		if val == nil { // a denial stored in an earlier op's record
+			o.ev.Seq = batch[into].ev.Seq
 			continue
 		}
 		seq++
@@ -319,7 +325,7 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 		// bbolt keeps key and value slices until commit: keys are carved
 		// from one buffer sized up front so appends never move it.
 		keys = binary.BigEndian.AppendUint64(keys, seq)
-		if err := events.Put(keys[len(keys)-8:], o.val); err != nil {
+		if err := events.Put(keys[len(keys)-8:], val); err != nil {
 			return 0, err
 		}
 		if err := putIdempotency(idem, o.ev); err != nil {
