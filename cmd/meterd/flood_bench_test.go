@@ -9,8 +9,8 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,20 +18,37 @@ import (
 )
 
 // BenchmarkLoad_DenialFlood measures what a client hammering an exhausted
-// Free key costs everybody else: 64 connections of normal sync /v1/track
-// traffic on 64 Pro accounts, alone (A) and alongside a paced flood of
-// denied calls on the exhausted key (B), interleaved A B A B on one
-// meterd, medians reported. Run it with
+// Free key costs everybody else. One meterd (sync durability); normal
+// traffic is /v1/track on 64 Pro accounts over 64 keep-alive connections;
+// the flood is denied /v1/track calls on the exhausted key over 8. Each
+// round runs, on the same meterd:
+//
+//   - closed: normal traffic as fast as answers come back, alone (A) and
+//     beside a flood paced at METER_FLOOD_RATE/s (B);
+//   - closed-flood: the same normal traffic beside a flood that sends as
+//     fast as it is answered (a client in a retry loop);
+//   - paced: normal traffic at a fixed METER_NORMAL_RATE/s, alone (A) and
+//     beside the paced flood (B): what a deployment below saturation sees;
+//   - flood-only: the paced flood alone, for the CPU one denial costs.
+//
+// A closed loop on a 2-core machine measures CPU shares: whatever the
+// flood's requests cost the server and the load generator (same cores) is
+// taken from the normal traffic. So the report adds meterd's CPU per
+// normal request (from /proc) and, for B, the CPU left for the normal
+// requests once the flood's denials are paid at the flood-only rate.
+// Medians over the rounds. Run it with
 //
 //	go test -run '^$' -bench BenchmarkLoad_DenialFlood -benchtime 1x ./cmd/meterd/
 //
 // METER_BENCH_SECONDS (default 5) is the time per run, METER_BENCH_ROUNDS
-// (default 3) the A/B pairs, METER_FLOOD_RATE (default 5000) the flood's
-// denied calls per second, METER_BENCH_BIN another meterd binary to
-// measure instead (e.g. one built from an older commit).
+// (default 3) the rounds, METER_FLOOD_RATE (default 5000) the paced
+// flood's denials per second, METER_NORMAL_RATE (default 2000) the paced
+// normal traffic, METER_BENCH_BIN another meterd binary to measure instead
+// (e.g. one built from an older commit).
 func BenchmarkLoad_DenialFlood(b *testing.B) {
 	dur := time.Duration(envInt("METER_BENCH_SECONDS", 5)) * time.Second
-	rounds, rate := envInt("METER_BENCH_ROUNDS", 3), envInt("METER_FLOOD_RATE", 5000)
+	rounds := envInt("METER_BENCH_ROUNDS", 3)
+	floodRate, normalRate := float64(envInt("METER_FLOOD_RATE", 5000)), float64(envInt("METER_NORMAL_RATE", 2000))
 	exe := bin
 	if v := os.Getenv("METER_BENCH_BIN"); v != "" {
 		exe = v
@@ -54,27 +71,130 @@ func BenchmarkLoad_DenialFlood(b *testing.B) {
 	exhaust(b, base, floodKey)
 	floodBody := fmt.Appendf(nil, `{"api_key":%q,"endpoint":"/v1/orders/1","method":"GET"}`, floodKey)
 
-	var alone, flooded []loadgen.Result
-	var denied int64
+	fr := floodRun{b: b, addr: addr, dur: dur, pid: cmd.Process.Pid, normal: bodies, flood: floodBody}
+	runs := map[string][]floodSample{}
 	for range rounds {
-		alone = append(alone, drive(b, addr, dur, func(c, i int) []byte { return loadgen.PostJSON(addr, "/v1/track", bodies[c%64]) }))
-		stop := make(chan struct{})
-		done := make(chan int64)
-		go func() { done <- flood(b, base+"/v1/track", floodBody, rate, stop) }()
-		flooded = append(flooded, drive(b, addr, dur, func(c, i int) []byte { return loadgen.PostJSON(addr, "/v1/track", bodies[c%64]) }))
-		close(stop)
-		denied += <-done
+		runs["closed/A"] = append(runs["closed/A"], fr.run(0, 0))
+		runs["closed/B"] = append(runs["closed/B"], fr.run(0, floodRate))
+		runs["closed-flood/B"] = append(runs["closed-flood/B"], fr.run(0, -1))
+		runs["paced/A"] = append(runs["paced/A"], fr.run(normalRate, 0))
+		runs["paced/B"] = append(runs["paced/B"], fr.run(normalRate, floodRate))
+		runs["flood-only"] = append(runs["flood-only"], fr.run(-1, floodRate))
 	}
-	rpsA, rpsB := resultMedian(alone, loadgen.Result.RPS), resultMedian(flooded, loadgen.Result.RPS)
-	p99 := func(r loadgen.Result) float64 { return float64(r.P99.Microseconds()) }
-	p99A, p99B := resultMedian(alone, p99), resultMedian(flooded, p99)
-	b.ReportMetric(rpsA, "alone_req/s")
-	b.ReportMetric(rpsB, "flooded_req/s")
-	b.ReportMetric(rpsB/rpsA, "throughput_ratio")
-	b.ReportMetric(p99A, "alone_p99_µs")
-	b.ReportMetric(p99B, "flooded_p99_µs")
-	b.ReportMetric(p99B/p99A, "p99_ratio")
-	b.ReportMetric(float64(denied)/(float64(rounds)*dur.Seconds()), "denied/s")
+	perDenial := sampleMedian(runs["flood-only"], floodSample.cpuPerDenial)
+	b.ReportMetric(perDenial, "cpu_µs/denial")
+	for _, m := range []struct{ name, a, b string }{
+		{"closed", "closed/A", "closed/B"}, {"closed-flood", "closed/A", "closed-flood/B"}, {"paced", "paced/A", "paced/B"},
+	} {
+		a, f := runs[m.a], runs[m.b]
+		rpsA, rpsB := sampleMedian(a, floodSample.rps), sampleMedian(f, floodSample.rps)
+		p99A, p99B := sampleMedian(a, floodSample.p99), sampleMedian(f, floodSample.p99)
+		cpuA := sampleMedian(a, floodSample.cpuPerNormal)
+		cpuB := sampleMedian(f, func(s floodSample) float64 { return s.cpuPerNormalNet(perDenial) })
+		b.ReportMetric(rpsB/rpsA, m.name+"_throughput_ratio")
+		b.ReportMetric(p99B/p99A, m.name+"_p99_ratio")
+		b.ReportMetric(cpuB/cpuA, m.name+"_cpu_per_call_ratio")
+		b.ReportMetric(sampleMedian(f, floodSample.denialRate), m.name+"_denied/s")
+		b.Logf("%s: normal %.0f → %.0f req/s (%.2f×), p99 %.0f → %.0f µs (%.2f×), meterd CPU per normal call %.1f → %.1f µs net of %.1f µs/denial (%.2f×), %.0f denied/s",
+			m.name, rpsA, rpsB, rpsB/rpsA, p99A, p99B, p99B/p99A, cpuA, cpuB, perDenial, cpuB/cpuA, sampleMedian(f, floodSample.denialRate))
+	}
+}
+
+// floodRun runs one measurement against the meterd process pid.
+type floodRun struct {
+	b      *testing.B
+	addr   string
+	dur    time.Duration
+	pid    int
+	normal [][]byte
+	flood  []byte
+}
+
+// floodSample is one run's normal traffic, flood and meterd CPU.
+type floodSample struct {
+	normal, flood loadgen.Result
+	cpu           time.Duration
+}
+
+// run drives normal traffic (rate 0: closed loop; < 0: none) beside a
+// flood (rate 0: none; < 0: closed loop) for the run's duration.
+func (fr floodRun) run(normalRate, floodRate float64) floodSample {
+	var s floodSample
+	var wg sync.WaitGroup
+	before := processCPU(fr.b, fr.pid)
+	if floodRate != 0 {
+		wg.Go(func() {
+			s.flood = fr.load(8, max(floodRate, 0), func(c, i int) []byte { return loadgen.PostJSON(fr.addr, "/v1/track", fr.flood) })
+			if s.flood.Codes[http.StatusTooManyRequests] != s.flood.Requests {
+				fr.b.Errorf("flood answers other than 429: %v", s.flood)
+			}
+		})
+	}
+	if normalRate >= 0 {
+		s.normal = fr.load(64, normalRate, func(c, i int) []byte { return loadgen.PostJSON(fr.addr, "/v1/track", fr.normal[c%64]) })
+		if s.normal.Codes[200] != s.normal.Requests || s.normal.Requests == 0 {
+			fr.b.Fatalf("not every normal answer was 200: %v", s.normal)
+		}
+	}
+	wg.Wait()
+	s.cpu = processCPU(fr.b, fr.pid) - before
+	fr.b.Logf("normal rate %v flood rate %v: normal %v; flood %v; meterd cpu %v", normalRate, floodRate, s.normal, s.flood, s.cpu)
+	return s
+}
+
+func (fr floodRun) load(conns int, rate float64, req func(c, i int) []byte) loadgen.Result {
+	r, err := loadgen.Run(context.Background(), loadgen.Config{Addr: fr.addr, Conns: conns, Duration: fr.dur, Rate: rate, Request: req})
+	if err != nil {
+		fr.b.Fatal(err)
+	}
+	return r
+}
+
+func (s floodSample) rps() float64 { return s.normal.RPS() }
+func (s floodSample) p99() float64 { return float64(s.normal.P99.Microseconds()) }
+func (s floodSample) denialRate() float64 {
+	return float64(s.flood.Requests) / s.flood.Elapsed.Seconds()
+}
+
+func (s floodSample) cpuPerDenial() float64 {
+	return float64(s.cpu.Microseconds()) / float64(max(s.flood.Requests, 1))
+}
+
+func (s floodSample) cpuPerNormal() float64 {
+	return float64(s.cpu.Microseconds()) / float64(max(s.normal.Requests, 1))
+}
+
+// cpuPerNormalNet is meterd's CPU per normal request once the flood's
+// denials are paid at perDenial each: whether normal calls got dearer.
+func (s floodSample) cpuPerNormalNet(perDenial float64) float64 {
+	return (float64(s.cpu.Microseconds()) - perDenial*float64(s.flood.Requests)) / float64(max(s.normal.Requests, 1))
+}
+
+// processCPU is the user+system CPU time pid has used (Linux /proc).
+func processCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc CPU times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+func sampleMedian(ss []floodSample, f func(floodSample) float64) float64 {
+	v := make([]float64, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // exhaust uses up the Free key's 1,000 calls with one batch report.
@@ -95,60 +215,6 @@ func exhaust(b *testing.B, base, key string) {
 		b.Fatalf("exhaust the flood key: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-// flood sends denied calls at rate per second from 8 keep-alive clients
-// until stop closes, and returns how many were answered 429. Any other
-// answer fails the benchmark.
-func flood(b *testing.B, url string, body []byte, rate int, stop <-chan struct{}) int64 {
-	const clients = 8
-	interval := time.Duration(clients) * time.Second / time.Duration(rate)
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// One keep-alive connection per client: the default transport keeps
-	// two idle per host, and the churn of new connections would be the
-	// cost measured, not the denials.
-	transport := &http.Transport{MaxIdleConnsPerHost: clients}
-	defer transport.CloseIdleConnections()
-	for range clients {
-		wg.Go(func() {
-			client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
-			next := time.Now()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(time.Until(next)):
-				}
-				next = next.Add(interval)
-				req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusTooManyRequests {
-					b.Errorf("flood call answered %d, want 429", resp.StatusCode)
-					return
-				}
-				n.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return n.Load()
-}
-
-func resultMedian(rs []loadgen.Result, f func(loadgen.Result) float64) float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
 }
 
 func envInt(name string, def int) int {
