@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,18 +34,19 @@ import (
 //
 // A closed loop on a 2-core machine measures CPU shares: whatever the
 // flood's requests cost the server and the load generator (same cores) is
-// taken from the normal traffic. So the report adds meterd's CPU per
-// normal request (from /proc) and, for B, the CPU left for the normal
-// requests once the flood's denials are paid at the flood-only rate.
-// Medians over the rounds. Run it with
+// taken from the normal traffic. So the report adds meterd's CPU (from
+// /proc): cores used, CPU per answered call, and in paced mode the
+// marginal CPU per denial beside the same normal traffic. Medians over the
+// rounds. Run it with
 //
 //	go test -run '^$' -bench BenchmarkLoad_DenialFlood -benchtime 1x ./cmd/meterd/
 //
 // METER_BENCH_SECONDS (default 5) is the time per run, METER_BENCH_ROUNDS
 // (default 3) the rounds, METER_FLOOD_RATE (default 5000) the paced
 // flood's denials per second, METER_NORMAL_RATE (default 2000) the paced
-// normal traffic, METER_BENCH_BIN another meterd binary to measure instead
-// (e.g. one built from an older commit).
+// normal traffic, METER_FLOOD_MODES a comma-separated subset of the modes
+// (e.g. "paced" while profiling), METER_BENCH_BIN another meterd binary
+// to measure instead (e.g. one built from an older commit).
 func BenchmarkLoad_DenialFlood(b *testing.B) {
 	dur := time.Duration(envInt("METER_BENCH_SECONDS", 5)) * time.Second
 	rounds := envInt("METER_BENCH_ROUNDS", 3)
@@ -72,31 +74,55 @@ func BenchmarkLoad_DenialFlood(b *testing.B) {
 	floodBody := fmt.Appendf(nil, `{"api_key":%q,"endpoint":"/v1/orders/1","method":"GET"}`, floodKey)
 
 	fr := floodRun{b: b, addr: addr, dur: dur, pid: cmd.Process.Pid, normal: bodies, flood: floodBody}
+	modes := os.Getenv("METER_FLOOD_MODES") // e.g. "paced" for a profile; default all
+	on := func(m string) bool { return modes == "" || slices.Contains(strings.Split(modes, ","), m) }
 	runs := map[string][]floodSample{}
 	for range rounds {
-		runs["closed/A"] = append(runs["closed/A"], fr.run(0, 0))
-		runs["closed/B"] = append(runs["closed/B"], fr.run(0, floodRate))
-		runs["closed-flood/B"] = append(runs["closed-flood/B"], fr.run(0, -1))
-		runs["paced/A"] = append(runs["paced/A"], fr.run(normalRate, 0))
-		runs["paced/B"] = append(runs["paced/B"], fr.run(normalRate, floodRate))
-		runs["flood-only"] = append(runs["flood-only"], fr.run(-1, floodRate))
+		if on("closed") || on("closed-flood") {
+			runs["closed/A"] = append(runs["closed/A"], fr.run(0, 0))
+		}
+		if on("closed") {
+			runs["closed/B"] = append(runs["closed/B"], fr.run(0, floodRate))
+		}
+		if on("closed-flood") {
+			runs["closed-flood/B"] = append(runs["closed-flood/B"], fr.run(0, -1))
+		}
+		if on("paced") {
+			runs["paced/A"] = append(runs["paced/A"], fr.run(normalRate, 0))
+			runs["paced/B"] = append(runs["paced/B"], fr.run(normalRate, floodRate))
+		}
+		if on("flood-only") {
+			runs["flood-only"] = append(runs["flood-only"], fr.run(-1, floodRate))
+		}
 	}
-	perDenial := sampleMedian(runs["flood-only"], floodSample.cpuPerDenial)
-	b.ReportMetric(perDenial, "cpu_µs/denial")
+	if r := runs["flood-only"]; len(r) > 0 {
+		b.ReportMetric(sampleMedian(r, floodSample.cpuPerDenial), "flood_only_cpu_µs/denial")
+	}
 	for _, m := range []struct{ name, a, b string }{
 		{"closed", "closed/A", "closed/B"}, {"closed-flood", "closed/A", "closed-flood/B"}, {"paced", "paced/A", "paced/B"},
 	} {
 		a, f := runs[m.a], runs[m.b]
+		if len(f) == 0 {
+			continue
+		}
 		rpsA, rpsB := sampleMedian(a, floodSample.rps), sampleMedian(f, floodSample.rps)
 		p99A, p99B := sampleMedian(a, floodSample.p99), sampleMedian(f, floodSample.p99)
-		cpuA := sampleMedian(a, floodSample.cpuPerNormal)
-		cpuB := sampleMedian(f, func(s floodSample) float64 { return s.cpuPerNormalNet(perDenial) })
+		coresA, coresB := sampleMedian(a, floodSample.cores), sampleMedian(f, floodSample.cores)
+		cpuA, cpuB := sampleMedian(a, floodSample.cpuPerNormal), sampleMedian(f, floodSample.cpuPerCall)
 		b.ReportMetric(rpsB/rpsA, m.name+"_throughput_ratio")
 		b.ReportMetric(p99B/p99A, m.name+"_p99_ratio")
-		b.ReportMetric(cpuB/cpuA, m.name+"_cpu_per_call_ratio")
 		b.ReportMetric(sampleMedian(f, floodSample.denialRate), m.name+"_denied/s")
-		b.Logf("%s: normal %.0f → %.0f req/s (%.2f×), p99 %.0f → %.0f µs (%.2f×), meterd CPU per normal call %.1f → %.1f µs net of %.1f µs/denial (%.2f×), %.0f denied/s",
-			m.name, rpsA, rpsB, rpsB/rpsA, p99A, p99B, p99B/p99A, cpuA, cpuB, perDenial, cpuB/cpuA, sampleMedian(f, floodSample.denialRate))
+		commitA, commitB := sampleMedian(a, floodSample.commitMillis), sampleMedian(f, floodSample.commitMillis)
+		b.ReportMetric(commitB/commitA, m.name+"_commit_time_ratio")
+		b.Logf("%s: normal %.0f → %.0f req/s (%.2f×), p99 %.0f → %.0f µs (%.2f×); meterd %.2f → %.2f cores, CPU per answered call %.1f → %.1f µs; commit %.2f → %.2f ms; %.0f denied/s",
+			m.name, rpsA, rpsB, rpsB/rpsA, p99A, p99B, p99B/p99A, coresA, coresB, cpuA, cpuB, commitA, commitB, sampleMedian(f, floodSample.denialRate))
+		if m.name == "paced" {
+			// The normal traffic is the same in A and B, so B's extra
+			// meterd CPU is what the denials cost beside it.
+			perDenial := (coresB - coresA) * 1e6 / sampleMedian(f, floodSample.denialRate)
+			b.ReportMetric(perDenial, "paced_marginal_cpu_µs/denial")
+			b.Logf("paced: marginal meterd CPU per denial %.1f µs", perDenial)
+		}
 	}
 }
 
@@ -114,6 +140,9 @@ type floodRun struct {
 type floodSample struct {
 	normal, flood loadgen.Result
 	cpu           time.Duration
+	// commits is the ledger's group commits over the run (from /metrics):
+	// what sync callers wait for.
+	commits commitStats
 }
 
 // run drives normal traffic (rate 0: closed loop; < 0: none) beside a
@@ -121,7 +150,7 @@ type floodSample struct {
 func (fr floodRun) run(normalRate, floodRate float64) floodSample {
 	var s floodSample
 	var wg sync.WaitGroup
-	before := processCPU(fr.b, fr.pid)
+	before, commitsBefore := processCPU(fr.b, fr.pid), scrapeCommits(fr.b, fr.addr)
 	if floodRate != 0 {
 		wg.Go(func() {
 			s.flood = fr.load(8, max(floodRate, 0), func(c, i int) []byte { return loadgen.PostJSON(fr.addr, "/v1/track", fr.flood) })
@@ -138,7 +167,8 @@ func (fr floodRun) run(normalRate, floodRate float64) floodSample {
 	}
 	wg.Wait()
 	s.cpu = processCPU(fr.b, fr.pid) - before
-	fr.b.Logf("normal rate %v flood rate %v: normal %v; flood %v; meterd cpu %v", normalRate, floodRate, s.normal, s.flood, s.cpu)
+	s.commits = scrapeCommits(fr.b, fr.addr).minus(commitsBefore)
+	fr.b.Logf("normal rate %v flood rate %v: normal %v; flood %v; meterd cpu %v; %v", normalRate, floodRate, s.normal, s.flood, s.cpu, s.commits)
 	return s
 }
 
@@ -156,6 +186,8 @@ func (s floodSample) denialRate() float64 {
 	return float64(s.flood.Requests) / s.flood.Elapsed.Seconds()
 }
 
+func (s floodSample) commitMillis() float64 { return s.commits.meanMillis() }
+
 func (s floodSample) cpuPerDenial() float64 {
 	return float64(s.cpu.Microseconds()) / float64(max(s.flood.Requests, 1))
 }
@@ -164,10 +196,54 @@ func (s floodSample) cpuPerNormal() float64 {
 	return float64(s.cpu.Microseconds()) / float64(max(s.normal.Requests, 1))
 }
 
-// cpuPerNormalNet is meterd's CPU per normal request once the flood's
-// denials are paid at perDenial each: whether normal calls got dearer.
-func (s floodSample) cpuPerNormalNet(perDenial float64) float64 {
-	return (float64(s.cpu.Microseconds()) - perDenial*float64(s.flood.Requests)) / float64(max(s.normal.Requests, 1))
+// cpuPerCall is meterd's CPU per answered request, normal and denied.
+func (s floodSample) cpuPerCall() float64 {
+	return float64(s.cpu.Microseconds()) / float64(max(s.normal.Requests+s.flood.Requests, 1))
+}
+
+// cores is meterd's CPU use in cores over the run.
+func (s floodSample) cores() float64 {
+	return s.cpu.Seconds() / max(s.normal.Elapsed, s.flood.Elapsed).Seconds()
+}
+
+// commitStats are the ledger commit metrics' running totals.
+type commitStats struct{ count, seconds, writes float64 }
+
+func (c commitStats) minus(o commitStats) commitStats {
+	return commitStats{c.count - o.count, c.seconds - o.seconds, c.writes - o.writes}
+}
+
+func (c commitStats) meanMillis() float64 { return c.seconds * 1000 / max(c.count, 1) }
+
+func (c commitStats) String() string {
+	return fmt.Sprintf("%.0f commits, %.2f ms and %.1f writes each", c.count, c.meanMillis(), c.writes/max(c.count, 1))
+}
+
+// scrapeCommits reads the commit duration and batch size totals.
+func scrapeCommits(b *testing.B, addr string) commitStats {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var c commitStats
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, _ := strconv.ParseFloat(val, 64)
+		switch name {
+		case "meterd_ledger_commit_duration_seconds_count":
+			c.count = v
+		case "meterd_ledger_commit_duration_seconds_sum":
+			c.seconds = v
+		case "meterd_ledger_commit_batch_size_sum":
+			c.writes = v
+		}
+	}
+	return c
 }
 
 // processCPU is the user+system CPU time pid has used (Linux /proc).
