@@ -80,9 +80,10 @@ func keyOfDenial(ev *meter.Event) denialKey {
 }
 
 // addTo adds ev to the record of the set that head opens. The record is a
-// copy: the ops' own events stay single calls, because the writer folds
-// each op into the live aggregates once. It carries the latest time of
-// the set, as the live counter's LastCallAt does.
+// copy, so the ops' own events stay single calls (a failed commit retries
+// them and plans again); the writer folds the copy into the aggregates.
+// It carries the latest time of the set, as the live counter's LastCallAt
+// does.
 func (p *denialPlan) addTo(f int, head, ev *meter.Event) {
 	m := p.merged[f]
 	if m == nil {
@@ -111,4 +112,21 @@ func (p *denialPlan) record(i int, o *op) (into int, val []byte) {
 		return i, encodeEvent(make([]byte, 0, len(o.val)+4), m)
 	}
 	return i, o.val
+}
+
+// stored is the event op i's record holds, once committed: its own, the
+// coalesced one of a set it opens, or nil when its call is in an earlier
+// op's record. Folding these into the aggregates counts each call once.
+func (p *denialPlan) stored(i int, o *op) *meter.Event {
+	if p == nil {
+		return o.ev
+	}
+	if p.into[i] != i {
+		return nil
+	}
+	if m := p.merged[i]; m != nil {
+		m.Seq = o.ev.Seq // assigned at commit (applyBatch)
+		return m
+	}
+	return o.ev
 }

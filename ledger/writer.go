@@ -276,8 +276,9 @@ func (l *Ledger) commit(batch []*op) {
 func (l *Ledger) write(batch []*op) error {
 	start := time.Now()
 	seq := l.lastSeq.Load()
+	plan := planDenials(batch) // coalesce.go
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		next, err := l.applyBatch(tx, batch, seq)
+		next, err := l.applyBatch(tx, batch, plan, seq)
 		if err != nil {
 			return err
 		}
@@ -291,7 +292,7 @@ func (l *Ledger) write(batch []*op) error {
 		err = commitError(err)
 	} else {
 		l.lastSeq.Store(seq)
-		l.fold(batch)
+		l.fold(batch, plan)
 	}
 	if obs := l.opts.Observer; obs != nil {
 		obs.ObserveCommit(len(batch), time.Since(start), err)
@@ -302,12 +303,11 @@ func (l *Ledger) write(batch []*op) error {
 // applyBatch writes the group's events and idempotency records (a
 // group's answered denials coalesced, coalesce.go): nothing else, so a commit's pages are the events' own (counters and aggregates
 // follow in memory, and reach the file at the next checkpoint).
-func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
+func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, plan *denialPlan, seq uint64) (uint64, error) {
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
 	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
-	plan := planDenials(batch)            // coalesce.go
 	for i, o := range batch {
 		if o.fn != nil {
 			if err := o.fn(tx); err != nil {
@@ -340,13 +340,16 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 	return seq, nil
 }
 
-// fold adds a committed group's events to the in-memory aggregates.
-func (l *Ledger) fold(batch []*op) {
+// fold adds a committed group's events to the in-memory aggregates, each
+// coalesced denial record once, as a replay of the file would.
+func (l *Ledger) fold(batch []*op, plan *denialPlan) {
 	l.aggMu.Lock()
 	defer l.aggMu.Unlock()
-	for _, o := range batch {
+	for i, o := range batch {
 		if o.ev != nil {
-			l.live.add(o.ev)
+			if ev := plan.stored(i, o); ev != nil {
+				l.live.add(ev)
+			}
 		}
 	}
 }

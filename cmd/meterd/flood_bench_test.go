@@ -109,6 +109,9 @@ func BenchmarkLoad_DenialFlood(b *testing.B) {
 		p99A, p99B := sampleMedian(a, floodSample.p99), sampleMedian(f, floodSample.p99)
 		coresA, coresB := sampleMedian(a, floodSample.cores), sampleMedian(f, floodSample.cores)
 		cpuA, cpuB := sampleMedian(a, floodSample.cpuPerNormal), sampleMedian(f, floodSample.cpuPerCall)
+		for unit, v := range map[string]float64{"A_req/s": rpsA, "B_req/s": rpsB, "A_p99_µs": p99A, "B_p99_µs": p99B} {
+			b.ReportMetric(v, m.name+"_"+unit)
+		}
 		b.ReportMetric(rpsB/rpsA, m.name+"_throughput_ratio")
 		b.ReportMetric(p99B/p99A, m.name+"_p99_ratio")
 		b.ReportMetric(sampleMedian(f, floodSample.denialRate), m.name+"_denied/s")
