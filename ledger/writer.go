@@ -276,7 +276,10 @@ func (l *Ledger) commit(batch []*op) {
 func (l *Ledger) write(batch []*op) error {
 	start := time.Now()
 	seq := l.lastSeq.Load()
-	plan := planDenials(batch) // coalesce.go
+	var plan *denialPlan // coalesce.go
+	if !l.opts.noCoalesce {
+		plan = planDenials(batch)
+	}
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		next, err := l.applyBatch(tx, batch, plan, seq)
 		if err != nil {
