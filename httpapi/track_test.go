@@ -261,9 +261,11 @@ func TestTrack_FreeLimit(t *testing.T) {
 		wantHeaders(t, resp.Header, map[string]string{"Retry-After": retry,
 			"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "0"})
 	}
-	// Denied calls are recorded (three events) but are not usage.
-	if got := s.LastSeq(t); got != seq+3 {
-		t.Errorf("last seq %d, want %d: each denial is recorded", got, seq+3)
+	// Denied calls are recorded but are not usage. The first carries the
+	// limit_reached notice and keeps its own event; the next two may share
+	// one coalesced event if the writer commits them together.
+	if got := s.LastSeq(t); got < seq+2 || got > seq+3 {
+		t.Errorf("last seq %d, want %d or %d: each denial is recorded", got, seq+2, seq+3)
 	}
 	u := s.MustUsage(t, "acct_free")
 	if u.APICalls != 1000 || u.DeniedCalls != 3 || *u.Remaining != 0 || u.UsagePercentage != 100 {
@@ -292,14 +294,19 @@ func TestTrack_Concurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed := 0
+	// Concurrent denials committed together share coalesced events
+	// (ledger/coalesce.go): count the calls the events stand for.
+	var allowed, denied int64
 	for _, ev := range events {
 		if ev.Decision == meter.Allowed {
-			allowed++
+			allowed += ev.Calls()
+		} else {
+			denied += ev.Calls()
 		}
 	}
-	if len(events) != 3000 || allowed != 1000 {
-		t.Errorf("ledger holds %d events, %d allowed; want 3000 and 1000", len(events), allowed)
+	if len(events) > 3000 || allowed != 1000 || denied != 2000 {
+		t.Errorf("ledger holds %d events for %d allowed and %d denied calls; want at most 3000 for 1000 and 2000",
+			len(events), allowed, denied)
 	}
 }
 

@@ -14,10 +14,13 @@ import (
 
 // Event layouts: V2 appends the overage call's price (uvarint micros) to
 // V1, which had none; a V1 overage event decodes with OverageMicros -1
-// (unpriced, see meter.Counter.Count).
+// (unpriced, see meter.Counter.Count). V3 appends the number of denied
+// calls a coalesced denial stands for (uvarint, 0 for a record of one
+// call); V1 and V2 records decode as one call each.
 const (
 	eventCodecV1 = 1
 	eventCodecV2 = 2
+	eventCodecV3 = 3
 )
 
 var errShortRecord = errors.New("ledger: short record")
@@ -40,7 +43,7 @@ func appendString(b []byte, s string) []byte {
 
 // encodeEvent lays out an event; the seq is the key, not part of the value.
 func encodeEvent(b []byte, ev *meter.Event) []byte {
-	b = append(b, eventCodecV2, byte(ev.Decision), boolByte(ev.Overage))
+	b = append(b, eventCodecV3, byte(ev.Decision), boolByte(ev.Overage))
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.Time.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.PeriodStart.Unix()))
 	b = binary.AppendUvarint(b, uint64(ev.Status))
@@ -48,14 +51,15 @@ func encodeEvent(b []byte, ev *meter.Event) []byte {
 	for _, s := range [...]string{ev.Node, ev.AccountID, ev.KeyID, ev.Endpoint, ev.Method, ev.IdempotencyKey} {
 		b = appendString(b, s)
 	}
-	return binary.AppendUvarint(b, uint64(max(ev.OverageMicros, 0)))
+	b = binary.AppendUvarint(b, uint64(max(ev.OverageMicros, 0)))
+	return binary.AppendUvarint(b, uint64(max(ev.Coalesced, 0)))
 }
 
 // decodeEvent copies everything out of b, which may be bbolt memory.
 func decodeEvent(seq uint64, b []byte) (meter.Event, error) {
 	d := decoder{b: b}
 	version := d.byte()
-	if version != eventCodecV1 && version != eventCodecV2 {
+	if version < eventCodecV1 || version > eventCodecV3 {
 		return meter.Event{}, errors.New("ledger: unknown event version")
 	}
 	ev := meter.Event{Seq: seq, Decision: meter.Decision(d.byte()), Overage: d.byte() == 1}
@@ -70,6 +74,9 @@ func decodeEvent(seq uint64, b []byte) (meter.Event, error) {
 		ev.OverageMicros = int64(d.uvarint())
 	} else if ev.Overage {
 		ev.OverageMicros = -1 // priced before calls carried a price
+	}
+	if version >= eventCodecV3 {
+		ev.Coalesced = int64(d.uvarint())
 	}
 	return ev, d.err
 }

@@ -30,13 +30,27 @@ func TestCodec_FirstLayouts(t *testing.T) {
 	if got, err := decodeEvent(1, b); err != nil || got.OverageMicros != 1000 {
 		t.Fatalf("event = %+v %v", got, err)
 	}
-	old := append([]byte{eventCodecV1}, b[1:len(b)-binary.PutUvarint(make([]byte, 10), 1000)]...)
+	// b ends with the price (two bytes) and V3's coalesced count (one).
+	v2 := append([]byte{eventCodecV2}, b[1:len(b)-1]...)
+	if got, err := decodeEvent(1, v2); err != nil || got.OverageMicros != 1000 || got.Coalesced != 0 || got.Calls() != 1 {
+		t.Fatalf("second-layout event = %+v %v", got, err)
+	}
+	old := append([]byte{eventCodecV1}, b[1:len(b)-1-binary.PutUvarint(make([]byte, 10), 1000)]...)
 	got, err := decodeEvent(1, old)
 	if err != nil || !got.Overage || got.OverageMicros != -1 || got.AccountID != "a" {
 		t.Fatalf("first-layout event = %+v %v", got, err)
 	}
 	var sum meter.Counter
 	sum.Count(&got)
+	denied := meter.Event{Time: nov, PeriodStart: nov, AccountID: "a", Decision: meter.Denied, Coalesced: 300}
+	if got, err := decodeEvent(2, encodeEvent(nil, &denied)); err != nil || got.Coalesced != 300 {
+		t.Fatalf("coalesced denial = %+v %v", got, err)
+	} else {
+		sum.Count(&got)
+	}
+	if sum.Denied != 300 {
+		t.Fatalf("a coalesced denial of 300 counted as %d", sum.Denied)
+	}
 	if sum.UnpricedOverage != 1 || sum.OverageMicros != 0 {
 		t.Fatalf("counted as %+v", sum)
 	}

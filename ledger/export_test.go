@@ -15,3 +15,9 @@ func WithFreelist(o Options, sync, array bool) Options {
 	o.freelistSync, o.freelistArray = sync, array
 	return o
 }
+
+// WithoutCoalescing makes the writer store every denial as its own record.
+func WithoutCoalescing(o Options) Options {
+	o.noCoalesce = true
+	return o
+}

@@ -100,6 +100,9 @@ type Options struct {
 	// default; benchmarks compare). freelistArray picks bbolt's array
 	// freelist instead of the hashmap one.
 	freelistSync, freelistArray bool
+	// noCoalesce stores every denial as its own record (coalesce.go), for
+	// benchmarks that measure what coalescing saves.
+	noCoalesce bool
 }
 
 // CommitObserver receives one call per group commit, from the writer

@@ -276,8 +276,12 @@ func (l *Ledger) commit(batch []*op) {
 func (l *Ledger) write(batch []*op) error {
 	start := time.Now()
 	seq := l.lastSeq.Load()
+	var plan *denialPlan // coalesce.go
+	if !l.opts.noCoalesce {
+		plan = planDenials(batch)
+	}
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		next, err := l.applyBatch(tx, batch, seq)
+		next, err := l.applyBatch(tx, batch, plan, seq)
 		if err != nil {
 			return err
 		}
@@ -291,7 +295,7 @@ func (l *Ledger) write(batch []*op) error {
 		err = commitError(err)
 	} else {
 		l.lastSeq.Store(seq)
-		l.fold(batch)
+		l.fold(batch, plan)
 	}
 	if obs := l.opts.Observer; obs != nil {
 		obs.ObserveCommit(len(batch), time.Since(start), err)
@@ -299,19 +303,24 @@ func (l *Ledger) write(batch []*op) error {
 	return err
 }
 
-// applyBatch writes the group's events and idempotency records: nothing
-// else, so a commit's pages are the events' own (counters and aggregates
+// applyBatch writes the group's events and idempotency records (a
+// group's answered denials coalesced, coalesce.go): nothing else, so a commit's pages are the events' own (counters and aggregates
 // follow in memory, and reach the file at the next checkpoint).
-func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error) {
+func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, plan *denialPlan, seq uint64) (uint64, error) {
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1 // append-only by seq: pack pages full
 	idem := tx.Bucket(bucketIdem)
 	keys := make([]byte, 0, 8*len(batch)) // one allocation for every key
-	for _, o := range batch {
+	for i, o := range batch {
 		if o.fn != nil {
 			if err := o.fn(tx); err != nil {
 				return 0, err
 			}
+			continue
+		}
+		into, val := plan.record(i, o)
+		if val == nil { // a denial stored in an earlier op's record
+			o.ev.Seq = batch[into].ev.Seq
 			continue
 		}
 		seq++
@@ -319,7 +328,7 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 		// bbolt keeps key and value slices until commit: keys are carved
 		// from one buffer sized up front so appends never move it.
 		keys = binary.BigEndian.AppendUint64(keys, seq)
-		if err := events.Put(keys[len(keys)-8:], o.val); err != nil {
+		if err := events.Put(keys[len(keys)-8:], val); err != nil {
 			return 0, err
 		}
 		if err := putIdempotency(idem, o.ev); err != nil {
@@ -334,13 +343,16 @@ func (l *Ledger) applyBatch(tx *bolt.Tx, batch []*op, seq uint64) (uint64, error
 	return seq, nil
 }
 
-// fold adds a committed group's events to the in-memory aggregates.
-func (l *Ledger) fold(batch []*op) {
+// fold adds a committed group's events to the in-memory aggregates, each
+// coalesced denial record once, as a replay of the file would.
+func (l *Ledger) fold(batch []*op, plan *denialPlan) {
 	l.aggMu.Lock()
 	defer l.aggMu.Unlock()
-	for _, o := range batch {
+	for i, o := range batch {
 		if o.ev != nil {
-			l.live.add(o.ev)
+			if ev := plan.stored(i, o); ev != nil {
+				l.live.add(ev)
+			}
 		}
 	}
 }

@@ -25,7 +25,8 @@ func (d Decision) String() string {
 	return "unknown"
 }
 
-// Event is the durable record of one metered call.
+// Event is the durable record of one metered call, or of several denied
+// calls coalesced into one record (see Calls).
 type Event struct {
 	// Seq is assigned by the ledger writer at commit: dense, increasing, and
 	// in commit order, so a reader tailing "after Seq" never misses one.
@@ -64,7 +65,17 @@ type Event struct {
 	// almost every call; the ledger stores them in its outbox in the same
 	// transaction as the event. A pointer keeps Event comparable.
 	Notices *NoticeList
+	// Coalesced is the number of denied calls this one record stands for
+	// when the ledger merged a group's denials of one account, key,
+	// endpoint, method, status and day (ledger/coalesce.go); 0 for a
+	// record of one call. See Calls.
+	Coalesced int64
 }
+
+// Calls is the number of calls the event records: Coalesced for a
+// coalesced denial, else 1. Every counting place goes through it
+// (countCall), so N coalesced denials count exactly as N denials.
+func (e *Event) Calls() int64 { return max(e.Coalesced, 1) }
 
 // ID is the globally unique event id: node id, a dash, and the sequence.
 func (e *Event) ID() string { return EventID(e.Node, e.Seq) }

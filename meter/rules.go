@@ -53,10 +53,10 @@ func (c *Counter) Count(ev *Event) {
 // countCall is the part of the counting rule that period counters and
 // daily usage share: a denied call counts as denied only; an allowed one
 // as a call, and as overage when marked so. It reports whether the call
-// was allowed.
+// was allowed. A coalesced denial counts as the denials it stands for.
 func countCall(ev *Event, calls, overage, denied *int64) bool {
 	if ev.Decision == Denied {
-		*denied++
+		*denied += ev.Calls()
 		return false
 	}
 	*calls++

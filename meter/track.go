@@ -169,9 +169,11 @@ func (m *Meter) record(ctx context.Context, st *accountState, ev *Event, wait bo
 
 // denialWaits reports whether a denied call waits for its commit: only
 // when it carries an idempotency id, so a retry finds the first answer on
-// disk. Other denials are answered at once; the writer still records each
-// one (neither sampled nor coalesced) and retries a failed commit of them
-// like any answered write, so denied counts stay exact.
+// disk. Other denials are answered at once; the writer coalesces a group's
+// denials of one account, key, endpoint, method, status and day into one
+// record carrying their number (never sampled: Event.Calls counts each;
+// see ledger/coalesce.go) and retries a failed commit of them like any
+// answered write, so denied counts stay exact.
 func denialWaits(ev *Event) bool { return ev.IdempotencyKey != "" }
 
 func decisionOf(allowed bool) Decision {

@@ -19,7 +19,7 @@ var stageTable = pgx.Identifier{"pg_temp", "meterd_export_stage"}
 
 var stageColumns = []string{
 	"event_id", "account_id", "key_id", "endpoint", "method", "status_code",
-	"latency_us", "decision", "overage", "period_start", "created_at",
+	"latency_us", "decision", "overage", "period_start", "created_at", "calls",
 }
 
 // The staging columns use the "C" collation of the target columns, so the
@@ -35,7 +35,8 @@ const createStageSQL = `CREATE TEMP TABLE meterd_export_stage (
 	decision     text COLLATE "C" NOT NULL,
 	overage      boolean          NOT NULL,
 	period_start timestamptz      NOT NULL,
-	created_at   timestamptz      NOT NULL
+	created_at   timestamptz      NOT NULL,
+	calls        bigint           NOT NULL
 ) ON COMMIT DROP`
 
 // applyTemplate moves the staged batch into eco_api_usage and adds, to
@@ -48,30 +49,31 @@ const createStageSQL = `CREATE TEMP TABLE meterd_export_stage (
 // (GROUP BY) and in key order, so concurrent exporters (batches in flight,
 // other nodes) lock shared rows in the same order and cannot deadlock. The
 // expressions match aggregate_daily_usage() in
-// migrations/005_usage_tracking.sql and meter.Usage.AddEvent.
+// migrations/014_denial_counts.sql and meter.Usage.AddEvent: a coalesced
+// denial is one row whose calls column counts its denied calls.
 //
 // The %s is the conflict clause: empty for applyNewSQL, the fast path, or
 // ON CONFLICT (event_id) DO NOTHING for applyReplaySQL.
 const applyTemplate = `WITH ins AS (
 	INSERT INTO eco_api_usage (event_id, account_id, key_id, endpoint, method, status_code,
-		response_time_ms, decision, overage, period_start, created_at)
+		response_time_ms, decision, overage, period_start, created_at, calls)
 	SELECT DISTINCT ON (event_id) event_id, account_id, NULLIF(key_id, ''), endpoint, method,
 		NULLIF(status_code, 0),
 		CASE WHEN latency_us > 0 THEN latency_us * 0.001 END,
-		decision, overage, period_start, created_at
+		decision, overage, period_start, created_at, calls
 	FROM pg_temp.meterd_export_stage
 	ORDER BY event_id
 	%s
 	RETURNING account_id, endpoint, method, period_start,
 		(created_at AT TIME ZONE 'UTC')::date AS usage_date, decision = 'allowed' AS allowed,
-		overage, status_code, (response_time_ms * 1000)::bigint AS latency_us
+		overage, status_code, (response_time_ms * 1000)::bigint AS latency_us, calls
 ), delta AS (
 	-- One row per account, day, endpoint, method and period: the upserts
 	-- below sum these few rows instead of going over the batch again.
 	SELECT account_id, usage_date, endpoint, method, period_start,
 		count(*) FILTER (WHERE allowed) AS api_calls,
 		count(*) FILTER (WHERE allowed AND overage) AS overage_calls,
-		count(*) FILTER (WHERE NOT allowed) AS denied_calls,
+		coalesce(sum(calls) FILTER (WHERE NOT allowed), 0)::bigint AS denied_calls,
 		count(*) FILTER (WHERE allowed AND status_code >= 500) AS errors,
 		count(*) FILTER (WHERE allowed AND status_code BETWEEN 400 AND 499) AS client_errors,
 		coalesce(sum(latency_us) FILTER (WHERE allowed), 0) AS latency_sum_us,
@@ -210,7 +212,7 @@ const uniqueViolation = "23505"
 type stageRows struct {
 	events []meter.Event
 	i      int
-	row    [11]any
+	row    [12]any
 }
 
 func newStageRows(events []meter.Event) *stageRows {
@@ -224,10 +226,10 @@ func (r *stageRows) Next() bool {
 
 func (r *stageRows) Values() ([]any, error) {
 	ev := &r.events[r.i]
-	r.row = [11]any{
+	r.row = [12]any{
 		pgText(ev.ID()), pgText(ev.AccountID), pgText(ev.KeyID), pgText(ev.Endpoint),
 		pgText(ev.Method), int32(ev.Status), ev.LatencyMicros, decisionText(ev.Decision),
-		ev.Overage, ev.PeriodStart, ev.Time,
+		ev.Overage, ev.PeriodStart, ev.Time, ev.Calls(),
 	}
 	return r.row[:], nil
 }

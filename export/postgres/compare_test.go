@@ -47,14 +47,14 @@ func rowOf(ev *meter.Event) string {
 	if ev.LatencyMicros > 0 {
 		latency = fmt.Sprintf("%d.%03d", ev.LatencyMicros/1000, ev.LatencyMicros%1000)
 	}
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%t|%d|%d", ev.ID(), ev.AccountID, ev.KeyID,
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%t|%d|%d|%d", ev.ID(), ev.AccountID, ev.KeyID,
 		ev.Endpoint, ev.Method, status, latency, ev.Decision, ev.Overage,
-		ev.PeriodStart.Unix(), ev.Time.UnixMicro())
+		ev.PeriodStart.Unix(), ev.Time.UnixMicro(), ev.Calls())
 }
 
 const rowSQL = `SELECT concat_ws('|', event_id, account_id, coalesce(key_id, ''), endpoint, method,
 	coalesce(status_code::text, ''), coalesce(response_time_ms::text, ''), decision, overage::text,
-	extract(epoch FROM period_start)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint)
+	extract(epoch FROM period_start)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint, calls)
 	FROM eco_api_usage`
 
 func assertRows(t *testing.T, db *testDB, events []meter.Event) {

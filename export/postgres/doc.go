@@ -1,5 +1,6 @@
 // Package postgres exports ledger events to the API's Postgres database:
-// one row per call in eco_api_usage, daily totals in eco_usage_daily and
+// one row per ledger event in eco_api_usage (a call, or a coalesced denial
+// whose calls column counts its denied calls), daily totals in eco_usage_daily and
 // eco_usage_endpoint_daily, and per-period totals through
 // increment_api_calls(). The schema comes from package migrations.
 //

@@ -122,8 +122,9 @@ func TestExporter_WriteBatch(t *testing.T) {
 		assertSameSnapshot(t, before, snapshotAggregates(t, db))
 	})
 	t.Run("Overlapping", func(t *testing.T) {
-		if n, err := e.WriteBatch(ctx, events[200:]); err != nil || n != 300 {
-			t.Fatalf("WriteBatch = %d, %v; want 300 new", n, err)
+		// The writer may have coalesced a few denials: fewer than 600 records.
+		if n, err := e.WriteBatch(ctx, events[200:]); err != nil || n != int64(len(events)-300) {
+			t.Fatalf("WriteBatch = %d, %v; want %d new", n, err, len(events)-300)
 		}
 		assertMatchesLedger(t, db, l, g)
 	})

@@ -177,6 +177,13 @@ func (g *eventGen) next() *meter.Event {
 	switch r.IntN(10) {
 	case 0:
 		ev.Decision, ev.Status = meter.Denied, 429
+		// A third are a flood's denials as the ledger coalesces them; the
+		// rest say Coalesced 1 (one call), which the writer leaves alone,
+		// so n appended events are n records, as the tests count them.
+		ev.Coalesced = 1
+		if r.IntN(3) == 0 {
+			ev.Coalesced = 2 + r.Int64N(50)
+		}
 	case 1, 2:
 		ev.Overage = true
 	}

@@ -1,7 +1,7 @@
-// Package loadgen is a small closed-loop HTTP/1.1 load generator for
-// meterd's loopback benchmarks: N keep-alive connections, each sending its
-// next request as soon as the previous answer is read, for a bounded time
-// and count. It writes requests by hand and parses answers with
+// Package loadgen is a small HTTP/1.1 load generator for meterd's
+// loopback benchmarks: N keep-alive connections, each sending its next
+// request as soon as the previous answer is read (closed loop) or at a
+// fixed rate (Config.Rate), for a bounded time and count. It writes requests by hand and parses answers with
 // net/http.ReadResponse, so the generator costs little CPU on the cores it
 // shares with the server under test.
 //
@@ -34,6 +34,13 @@ type Config struct {
 	// Request returns the raw HTTP/1.1 request bytes for connection c's
 	// i-th request (it must include Host and Content-Length headers).
 	Request func(c, i int) []byte
+	// Rate, when > 0, paces the run to Rate requests per second in all
+	// (each connection sends every Conns/Rate seconds) instead of as fast
+	// as answers come back: a client at a fixed rate, as a production
+	// caller or a misbehaving one is. A late request is sent at once and
+	// its latency is counted from when it was due, so a stalled server
+	// shows in the percentiles (no coordinated omission).
+	Rate float64
 }
 
 // Result summarises a run.
@@ -87,6 +94,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	for c := range workers {
 		workers[c] = &worker{id: c, cfg: &cfg, budget: &budget, codes: map[int]int64{}}
+		if cfg.Rate > 0 { // connections' schedules spread over one interval
+			workers[c].interval = time.Duration(float64(cfg.Conns) / cfg.Rate * float64(time.Second))
+			workers[c].due = start.Add(workers[c].interval * time.Duration(c) / time.Duration(cfg.Conns))
+		}
 		wg.Add(1)
 		go func(w *worker) { defer wg.Done(); w.run(ctx) }(workers[c])
 	}
@@ -144,6 +155,28 @@ type worker struct {
 	codes     map[int]int64
 	latencies []time.Duration
 	ok        []time.Duration // latencies of 2xx answers
+	// interval and due pace a Rate run: due is when the next request is
+	// to be sent.
+	interval time.Duration
+	due      time.Time
+}
+
+// wait sleeps until the next paced request is due and returns the time
+// its latency counts from; unpaced, it returns now.
+func (w *worker) wait(ctx context.Context) time.Time {
+	now := time.Now()
+	if w.interval == 0 {
+		return now
+	}
+	due := w.due
+	w.due = due.Add(w.interval)
+	if d := due.Sub(now); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	return due
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -173,7 +206,10 @@ func (w *worker) connection(ctx context.Context) error {
 	defer stop()
 	br := bufio.NewReaderSize(conn, 16<<10)
 	for i := 0; ctx.Err() == nil && w.budget.take(); i++ {
-		t0 := time.Now()
+		t0 := w.wait(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if _, err := conn.Write(w.cfg.Request(w.id, i)); err != nil {
 			return err
 		}

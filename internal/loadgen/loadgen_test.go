@@ -41,3 +41,24 @@ func TestRun_BoundedCount(t *testing.T) {
 		t.Fatalf("latencies p50 %v p99 %v", r.P50, r.P99)
 	}
 }
+
+// TestRun_Rate: a paced run sends about Rate requests per second, however
+// fast the server answers.
+func TestRun_Rate(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	r, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Conns: 4, Duration: time.Second,
+		Rate: 200, Request: func(c, i int) []byte { return loadgen.Get(addr, "/") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s for 1s: allow for the schedule's start and a loaded machine.
+	if r.Requests < 150 || r.Requests > 210 || r.Codes[200] != r.Requests {
+		t.Fatalf("paced at 200/s for 1s: %v", r)
+	}
+}
