@@ -49,7 +49,7 @@ const createStageSQL = `CREATE TEMP TABLE meterd_export_stage (
 // (GROUP BY) and in key order, so concurrent exporters (batches in flight,
 // other nodes) lock shared rows in the same order and cannot deadlock. The
 // expressions match aggregate_daily_usage() in
-// migrations/014_denial_counts.sql and meter.Usage.AddEvent: a coalesced
+// migrations/015_denial_counts.sql and meter.Usage.AddEvent: a coalesced
 // denial is one row whose calls column counts its denied calls.
 //
 // The %s is the conflict clause: empty for applyNewSQL, the fast path, or

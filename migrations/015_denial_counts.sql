@@ -1,4 +1,4 @@
--- 014_denial_counts.sql: one eco_api_usage row may stand for several denied
+-- 015_denial_counts.sql: one eco_api_usage row may stand for several denied
 -- calls. meterd coalesces the denials of one account, key, endpoint,
 -- method, status and UTC day that it decides within one group commit into
 -- one ledger event carrying their number (see docs/ARCHITECTURE.md,
