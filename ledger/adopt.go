@@ -43,31 +43,18 @@ func (l *Ledger) PeriodIntents(ctx context.Context, account string, periodStart 
 func (l *Ledger) AdoptStripeCharges(ctx context.Context, owner, account string, periodStart time.Time,
 	adopt []meter.BillingIntent, epoch uint64) (meter.BillingState, error) {
 	var st meter.BillingState
-	var refusal error
-	err := l.update(ctx, func(tx *bolt.Tx) error {
-		bb, err := openBillingBuckets(tx)
-		if err != nil {
-			return err
-		}
-		refusal = nil
-		if ok, err := holds(bb.lease, owner); err != nil || !ok {
-			refusal = meter.ErrBillingBusy
-			return err
-		}
+	err := l.updateLeased(ctx, owner, func(bb billingBuckets) (refusal, err error) {
 		if st, err = getState(bb.state, account, periodStart); err != nil {
-			return err
+			return nil, err
 		}
 		for _, in := range adopt {
 			if err := adoptOne(bb, &st, in); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		st.Epoch = max(st.Epoch, epoch)
-		return putJSON(bb.state, billPeriodKey(account, periodStart), st)
+		return nil, putJSON(bb.state, billPeriodKey(account, periodStart), st)
 	})
-	if err == nil {
-		err = refusal
-	}
 	if err != nil {
 		return meter.BillingState{}, fmt.Errorf("adopt Stripe charges of %s: %w", account, err)
 	}

@@ -160,11 +160,12 @@ func (l *Ledger) BillingState(ctx context.Context, account string, periodStart t
 	return st, err
 }
 
-// CreateBillingIntent implements meter.BillingStore.
-func (l *Ledger) CreateBillingIntent(ctx context.Context, owner string, in meter.BillingIntent, billedCents int64) (meter.BillingIntent, error) {
-	if in.AccountID == "" || in.AmountCents <= 0 || in.PeriodStart.IsZero() || in.CreatedAt.IsZero() {
-		return meter.BillingIntent{}, meter.Invalid("intent", "needs an account, a period, a creation time and a positive amount")
-	}
+// updateLeased runs fn in the writer's next transaction if owner holds the
+// billing lease, else changes nothing and returns meter.ErrBillingBusy. A
+// refusal (a billing rule saying no) is returned as the error without
+// failing the transaction: an error there would abort the whole group
+// commit, other writers' ops included.
+func (l *Ledger) updateLeased(ctx context.Context, owner string, fn func(bb billingBuckets) (refusal, err error)) error {
 	var refusal error
 	err := l.update(ctx, func(tx *bolt.Tx) error {
 		bb, err := openBillingBuckets(tx)
@@ -176,21 +177,33 @@ func (l *Ledger) CreateBillingIntent(ctx context.Context, owner string, in meter
 			refusal = meter.ErrBillingBusy
 			return err
 		}
-		st, err := getState(bb.state, in.AccountID, in.PeriodStart)
-		if err != nil {
-			return err
-		}
-		if refusal = meter.CheckNewIntent(st, in, billedCents); refusal != nil {
-			return nil
-		}
-		st.LastSeq++
-		st.OpenSeq = st.LastSeq
-		in = meter.NewIntent(in, st.LastSeq)
-		return putIntent(bb, st, in)
+		refusal, err = fn(bb)
+		return err
 	})
 	if err == nil {
 		err = refusal
 	}
+	return err
+}
+
+// CreateBillingIntent implements meter.BillingStore.
+func (l *Ledger) CreateBillingIntent(ctx context.Context, owner string, in meter.BillingIntent, billedCents int64) (meter.BillingIntent, error) {
+	if in.AccountID == "" || in.AmountCents <= 0 || in.PeriodStart.IsZero() || in.CreatedAt.IsZero() {
+		return meter.BillingIntent{}, meter.Invalid("intent", "needs an account, a period, a creation time and a positive amount")
+	}
+	err := l.updateLeased(ctx, owner, func(bb billingBuckets) (refusal, err error) {
+		st, err := getState(bb.state, in.AccountID, in.PeriodStart)
+		if err != nil {
+			return nil, err
+		}
+		if refusal := meter.CheckNewIntent(st, in, billedCents); refusal != nil {
+			return refusal, nil
+		}
+		st.LastSeq++
+		st.OpenSeq = st.LastSeq
+		in = meter.NewIntent(in, st.LastSeq)
+		return nil, putIntent(bb, st, in)
+	})
 	if err != nil {
 		return meter.BillingIntent{}, fmt.Errorf("create billing intent for %s: %w", in.AccountID, err)
 	}
@@ -295,30 +308,17 @@ func (l *Ledger) BillingIntents(ctx context.Context, from, to time.Time) ([]mete
 
 // FinalizeBillingPeriod implements meter.BillingStore.
 func (l *Ledger) FinalizeBillingPeriod(ctx context.Context, owner, account string, periodStart, at time.Time) error {
-	var refusal error
-	err := l.update(ctx, func(tx *bolt.Tx) error {
-		bb, err := openBillingBuckets(tx)
-		if err != nil {
-			return err
-		}
-		refusal = nil
-		if ok, err := holds(bb.lease, owner); err != nil || !ok {
-			refusal = meter.ErrBillingBusy
-			return err
-		}
+	err := l.updateLeased(ctx, owner, func(bb billingBuckets) (refusal, err error) {
 		st, err := getState(bb.state, account, periodStart)
 		if err != nil || st.Final {
-			return err
+			return nil, err
 		}
-		if refusal = meter.CheckFinalize(st); refusal != nil {
-			return nil
+		if refusal := meter.CheckFinalize(st); refusal != nil {
+			return refusal, nil
 		}
 		st.Final, st.FinalizedAt = true, at.UTC()
-		return putJSON(bb.state, billPeriodKey(account, periodStart), st)
+		return nil, putJSON(bb.state, billPeriodKey(account, periodStart), st)
 	})
-	if err == nil {
-		err = refusal
-	}
 	if err != nil {
 		return fmt.Errorf("finalize billing period of %s: %w", account, err)
 	}

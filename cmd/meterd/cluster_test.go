@@ -3,8 +3,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -23,44 +21,20 @@ import (
 )
 
 // mustClusterDB makes a migrated schema of METER_TEST_DATABASE_URL for this
-// test alone and returns a URL whose search_path points at it.
+// test alone (mustSchema) and returns its URL and a connection to it.
 func mustClusterDB(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
-	base := os.Getenv("METER_TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("METER_TEST_DATABASE_URL not set: skipping cluster integration test")
-	}
+	dbURL := mustSchema(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to METER_TEST_DATABASE_URL: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "meterd_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close(context.Background())
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	if err := migrations.Up(ctx, u.String()); err != nil {
+	if err := migrations.Up(ctx, dbURL); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	conn, err := pgx.Connect(ctx, u.String())
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return u.String(), conn
+	return dbURL, conn
 }
 
 // startNode starts one cluster node with its own data directory.

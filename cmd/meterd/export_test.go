@@ -16,7 +16,7 @@ import (
 
 // mustSchema gives the test a fresh Postgres schema and returns a URL whose
 // search_path points at it. The schema is dropped at the end.
-func mustSchema(t *testing.T) string {
+func mustSchema(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("METER_TEST_DATABASE_URL")
 	if base == "" {
