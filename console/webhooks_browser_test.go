@@ -126,8 +126,20 @@ func TestConsole_Webhooks(t *testing.T) {
 	sink.mu.Lock()
 	sink.fail = false
 	sink.mu.Unlock()
-	// Replay from the keyboard.
-	run(t, ctx, chromedp.Focus(chromedp.ID("wh-replay")), chromedp.KeyEvent("\r"))
+	// Replay from the keyboard. The last refresh may still be re-rendering
+	// the log (replacing the button under a node id already looked up), so
+	// a vanished node is looked up again.
+	for try := 0; ; try++ {
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("wh-replay")), chromedp.Focus(chromedp.ID("wh-replay")),
+			chromedp.KeyEvent("\r"))
+		if err == nil {
+			break
+		}
+		if try == 10 || !strings.Contains(err.Error(), "Could not find node") {
+			t.Fatalf("replay from the keyboard: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("wh-replay-msg").textContent.indexOf("Sending 1 dead delivery") === 0`)); err != nil {
 		t.Fatalf("replay message: %v: %q, active %q", err, eval[string](t, ctx, `document.getElementById("wh-replay-msg").textContent`),
 			eval[string](t, ctx, `document.activeElement.outerHTML`))
