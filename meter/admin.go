@@ -56,7 +56,7 @@ func (m *Meter) CreateAccount(ctx context.Context, a Account) (Account, error) {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}
 	plan, _ := m.plans.Get(a.Plan)
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), a.CreatedAt), totals: m.totals, plans: m.plans}
+	st := m.newAccountState(a, plan, PeriodAt(a.Anchor(), a.CreatedAt))
 	m.totals.move(contribution{}, st.contributionLocked())
 	m.mu.Lock()
 	m.accounts[a.ID] = st

@@ -66,7 +66,7 @@ func (m *Meter) takeAllowance(ctx context.Context, st *accountState, now time.Ti
 	}
 	st.mu.Lock()
 	st.rollLocked(now)
-	plan, period, id := st.plan, st.period, st.acct.ID
+	plan, period, id := st.plan, st.period, st.id
 	st.mu.Unlock()
 	if !plan.Hard || plan.Unlimited() {
 		return grant{}, nil

@@ -211,7 +211,7 @@ type userKey struct {
 }
 
 func keyOfLocked(st *accountState, sort UserSort) userKey {
-	k := userKey{id: st.acct.ID}
+	k := userKey{id: st.id}
 	switch sort {
 	case SortUsage:
 		k.num = math.Float64bits(usageRatio(st.plan, st.calls))

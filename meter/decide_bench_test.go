@@ -19,7 +19,7 @@ func BenchmarkDecide(b *testing.B) {
 	for i := range keys {
 		id := fmt.Sprintf("acct-%d", i)
 		a := Account{ID: id, Plan: "pro"}
-		m.accounts[id] = &accountState{acct: a, plan: plan, period: PeriodAt(time.Time{}, now)}
+		m.accounts[id] = &accountState{id: a.ID, acct: a, plan: plan, period: PeriodAt(time.Time{}, now)}
 		plaintext, _, hash, _ := NewKey()
 		m.byHash[hash] = &APIKey{ID: "k" + id, AccountID: id, Hash: hash}
 		keys[i] = plaintext

@@ -43,7 +43,7 @@ func (t *inflightTable) finish(key string, c *inflightCall, res Result, err erro
 // trackOnce meters a call that carries an idempotency id. It always waits
 // for the commit, so the id is on disk before the answer leaves.
 func (m *Meter) trackOnce(ctx context.Context, st *accountState, ev *Event) (Result, error) {
-	key := st.acct.ID + "\x00" + ev.IdempotencyKey
+	key := st.id + "\x00" + ev.IdempotencyKey
 	c, first := m.inflight.join(key)
 	if !first {
 		select {
@@ -64,7 +64,7 @@ func (m *Meter) trackOnce(ctx context.Context, st *accountState, ev *Event) (Res
 }
 
 func (m *Meter) trackFirst(ctx context.Context, st *accountState, ev *Event) (Result, error) {
-	rec, found, err := m.store.Idempotency(ctx, st.acct.ID, ev.IdempotencyKey)
+	rec, found, err := m.store.Idempotency(ctx, st.id, ev.IdempotencyKey)
 	if err != nil {
 		return Result{}, err
 	}

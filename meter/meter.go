@@ -147,7 +147,7 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 		if !ok {
 			return fmt.Errorf("account %s: %w %q (missing from the plans file?)", a.ID, ErrUnknownPlan, a.Plan)
 		}
-		states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), now), totals: m.totals, plans: m.plans}
+		states[i] = m.newAccountState(a, plan, PeriodAt(a.Anchor(), now))
 		if due { // in force, not yet stored: planchange.go
 			states[i].planDue = scheduledPlanNotice(stored, a, states[i].period, 0)
 			m.markUnsaved(a.ID)
@@ -166,7 +166,7 @@ func (m *Meter) loadAccounts(ctx context.Context, accounts []Account) error {
 		}
 		st.overageMicros = c.PricedOverageMicros(st.plan)
 		m.totals.move(contribution{}, st.contributionLocked())
-		m.accounts[st.acct.ID] = st
+		m.accounts[st.id] = st
 		m.trackPending(st.acct)
 	}
 	return nil

@@ -264,9 +264,9 @@ func (m *Meter) noticesLocked(s *accountState, before Counts, now time.Time) *No
 		return nil
 	}
 	after := s.countsLocked()
-	ns := crossings(before, after, s.plan, cfg.forAccount(s.acct.ID, s.plan.Name))
+	ns := crossings(before, after, s.plan, cfg.forAccount(s.id, s.plan.Name))
 	for i := range ns {
-		stampCrossing(&ns[i], s.acct.ID, s.plan, s.period.Start, now, after)
+		stampCrossing(&ns[i], s.id, s.plan, s.period.Start, now, after)
 	}
 	if len(s.owed) > 0 {
 		ns, s.owed = append(s.owed, ns...), nil

@@ -25,7 +25,7 @@ func BenchmarkDecideEvent(b *testing.B) {
 			states := make([]*accountState, 1000)
 			for i := range states {
 				a := Account{ID: fmt.Sprintf("acct-%d", i), Plan: "pro"}
-				states[i] = &accountState{acct: a, plan: plan, period: PeriodAt(time.Time{}, now),
+				states[i] = &accountState{id: a.ID, acct: a, plan: plan, period: PeriodAt(time.Time{}, now),
 					endpoints: map[string]struct{}{"/v1/x": {}}}
 			}
 			ev := &Event{Endpoint: "/v1/x"}
@@ -50,7 +50,7 @@ func TestDecideEvent_NoAllocs(t *testing.T) {
 		Accounts: map[string]Thresholds{"a": {Percent: []int64{90}, SpendCents: []int64{500}}}}, nil)
 	plan, _ := DefaultPlans().Get("pro")
 	now := time.Now().UTC()
-	st := &accountState{acct: Account{ID: "a", Plan: "pro"}, plan: plan, period: PeriodAt(time.Time{}, now),
+	st := &accountState{id: "a", acct: Account{ID: "a", Plan: "pro"}, plan: plan, period: PeriodAt(time.Time{}, now),
 		endpoints: map[string]struct{}{"/v1/x": {}}}
 	ev := &Event{Endpoint: "/v1/x"}
 	if n := testing.AllocsPerRun(1000, func() { m.decideEvent(st, ev, now, grant{}) }); n != 0 {

@@ -42,7 +42,7 @@ func (m *Meter) Reserve(ctx context.Context, c Call) (*Reservation, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev, err := m.newEvent(c, st.acct.ID, key)
+	ev, err := m.newEvent(c, st.id, key)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (m *Meter) prepareCall(c BatchCall, now time.Time) (batchItem, error) {
 	if err != nil {
 		return batchItem{}, err
 	}
-	ev, err := m.newEvent(c.Call, st.acct.ID, key)
+	ev, err := m.newEvent(c.Call, st.id, key)
 	if err != nil {
 		return batchItem{}, err
 	}
@@ -258,7 +258,7 @@ func (m *Meter) prepareCall(c BatchCall, now time.Time) (batchItem, error) {
 	if err := checkInPeriod(period, ev.Time); err != nil {
 		return batchItem{}, err
 	}
-	return batchItem{st: st, ev: ev, key: st.acct.ID + "\x00" + c.ID}, nil
+	return batchItem{st: st, ev: ev, key: st.id + "\x00" + c.ID}, nil
 }
 
 func checkInPeriod(p Period, t time.Time) error {
@@ -354,7 +354,7 @@ func (m *Meter) dedupeClaimed(ctx context.Context, items []batchItem, out []Batc
 	fresh := make([]int, 0, len(mine))
 	for n, i := range mine {
 		it := &items[i]
-		rec, found, err := m.store.Idempotency(ctx, it.st.acct.ID, it.ev.IdempotencyKey)
+		rec, found, err := m.store.Idempotency(ctx, it.st.id, it.ev.IdempotencyKey)
 		if err != nil {
 			for _, j := range mine[n:] {
 				m.inflight.finish(items[j].key, items[j].call, Result{}, err)

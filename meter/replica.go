@@ -79,7 +79,7 @@ func (m *Meter) ApplyAccount(ctx context.Context, a Account) error {
 		st.mu.Unlock()
 		return nil
 	}
-	st := &accountState{acct: a, plan: plan, period: PeriodAt(a.Anchor(), m.Now()), totals: m.totals}
+	st := m.newAccountState(a, plan, PeriodAt(a.Anchor(), m.Now()))
 	m.totals.move(contribution{}, st.contributionLocked())
 	m.mu.Lock()
 	m.accounts[a.ID] = st

@@ -8,6 +8,10 @@ import (
 // accountState is one account's live quota state. Its mutex makes the
 // check and the count one atomic step.
 type accountState struct {
+	// id is the account's id, set once at creation and never changed, so
+	// it is read without mu (acct, which holds it too, is replaced under
+	// mu by admin changes and replication).
+	id      string
 	mu      sync.Mutex
 	acct    Account
 	plan    Plan
@@ -31,6 +35,11 @@ type accountState struct {
 	// planDue is the account.plan_changed notice of a scheduled plan
 	// change put in force here but not yet stored (planchange.go).
 	planDue *Notice
+}
+
+// newAccountState is the live state of account a on plan, in period.
+func (m *Meter) newAccountState(a Account, plan Plan, period Period) *accountState {
+	return &accountState{id: a.ID, acct: a, plan: plan, period: period, totals: m.totals, plans: m.plans}
 }
 
 // rollLocked moves the state into the period containing now. It never
@@ -150,7 +159,7 @@ func (s *accountState) undoLocked(ev *Event) {
 // open room for another max templates.
 func (s *accountState) endpointLocked(tmpl string, max int, seed endpointSeeder) string {
 	if s.endpoints == nil {
-		s.endpoints = seed.seed(s.acct.ID, s.period)
+		s.endpoints = seed.seed(s.id, s.period)
 	}
 	if _, ok := s.endpoints[tmpl]; ok {
 		return tmpl

@@ -66,7 +66,7 @@ func (m *Meter) Track(ctx context.Context, c Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	ev, err := m.newEvent(c, st.acct.ID, key)
+	ev, err := m.newEvent(c, st.id, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -185,7 +185,7 @@ func decisionOf(allowed bool) Decision {
 
 // resultLocked builds the answer from the state just after a decision.
 func resultLocked(st *accountState, allowed, overage bool) Result {
-	res := Result{Allowed: allowed, Overage: overage, AccountID: st.acct.ID, Plan: st.plan.Name,
+	res := Result{Allowed: allowed, Overage: overage, AccountID: st.id, Plan: st.plan.Name,
 		Limit: max(st.plan.Limit, 0), Unlimited: st.plan.Unlimited(), Soft: !st.plan.Hard && !st.plan.Unlimited(),
 		Remaining: Remaining(st.plan, st.calls), Calls: st.calls, Reset: st.period.End, Period: st.period,
 		AccountStatus: st.acct.Status()}
