@@ -42,6 +42,26 @@ func cleanEnv() []string {
 	return out
 }
 
+// startCLIServer starts a real `meterd serve` on dir with a clean
+// environment plus env (so the CLI must find the admin token as a user's
+// would), waits until it is ready, and stops it at the end of the test.
+func startCLIServer(t *testing.T, dir string, env []string, flags ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	srv := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr}, flags...)...)
+	srv.Env = append(cleanEnv(), env...)
+	logs := &syncBuffer{}
+	srv.Stdout, srv.Stderr = logs, logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: srv, base: "http://" + addr, stderr: logs, exited: make(chan error, 1)}
+	go func() { p.exited <- srv.Wait() }()
+	t.Cleanup(func() { srv.Process.Kill(); <-p.exited })
+	p.waitReady(t)
+	return p
+}
+
 // mustCLI runs meterd and fails unless it exits 0; with --json in args it
 // decodes stdout into out.
 func mustCLI(t *testing.T, env []string, out any, args ...string) string {
@@ -64,18 +84,7 @@ func mustCLI(t *testing.T, env []string, out any, args ...string) string {
 // (track answers 403), delete.
 func TestCLI_Transcript(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	srv := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr)
-	srv.Env = cleanEnv()
-	logs := &syncBuffer{}
-	srv.Stdout, srv.Stderr = logs, logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: srv, base: "http://" + addr, stderr: logs, exited: make(chan error, 1)}
-	go func() { p.exited <- srv.Wait() }()
-	t.Cleanup(func() { srv.Process.Kill(); <-p.exited })
-	p.waitReady(t)
+	p := startCLIServer(t, dir, nil)
 	env := []string{"METER_SERVER=" + p.base, "METER_DATA_DIR=" + dir}
 
 	// $ meterd accounts create --id acme --name Acme --plan free --json
@@ -266,18 +275,7 @@ func TestCLI_SecretFiles(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("file-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	srv := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr)
-	srv.Env = append(cleanEnv(), "METER_ADMIN_TOKEN_FILE="+tokenFile)
-	logs := &syncBuffer{}
-	srv.Stdout, srv.Stderr = logs, logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: srv, base: "http://" + addr, stderr: logs, exited: make(chan error, 1)}
-	go func() { p.exited <- srv.Wait() }()
-	t.Cleanup(func() { srv.Process.Kill(); <-p.exited })
-	p.waitReady(t)
+	p := startCLIServer(t, dir, []string{"METER_ADMIN_TOKEN_FILE=" + tokenFile})
 	if _, err := os.Stat(filepath.Join(dir, "admin.token")); !os.IsNotExist(err) {
 		t.Errorf("a token was generated although METER_ADMIN_TOKEN_FILE gave one (%v)", err)
 	}

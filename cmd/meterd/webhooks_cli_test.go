@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,19 +18,7 @@ import (
 // other admin commands.
 func TestCLI_Webhooks(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	srv := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr,
-		"--webhook-retry-schedule", "50ms", "--webhook-poll", "50ms")
-	srv.Env = cleanEnv()
-	logs := &syncBuffer{}
-	srv.Stdout, srv.Stderr = logs, logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: srv, base: "http://" + addr, stderr: logs, exited: make(chan error, 1)}
-	go func() { p.exited <- srv.Wait() }()
-	t.Cleanup(func() { srv.Process.Kill(); <-p.exited })
-	p.waitReady(t)
+	p := startCLIServer(t, dir, nil, "--webhook-retry-schedule", "50ms", "--webhook-poll", "50ms")
 	env := []string{"METER_SERVER=" + p.base, "METER_DATA_DIR=" + dir}
 	recv := newHookReceiver(t)
 	recv.fail = 1 // every attempt answers 503 until the test says otherwise
